@@ -1,0 +1,3 @@
+from acewatchd.cli import main
+
+raise SystemExit(main())

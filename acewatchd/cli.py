@@ -1,0 +1,143 @@
+"""Command line: argument parsing and the single error boundary.
+
+Each subcommand names a ``module:function`` that takes the parsed arguments and returns an exit
+code; modules are imported only when their command runs, so ``acewatchd status`` stays quick
+and the daemon never pulls in what it does not use (torch above all). An ``AcewatchdError`` is
+printed as one line with its exit code; anything else is a bug and gets a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+
+from acewatchd import __version__
+from acewatchd.errors import AcewatchdError
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="run the daemon in the foreground")
+    p.set_defaults(handler="acewatchd.daemon:cmd_run")
+    p = sub.add_parser("scan", help="one reconciliation pass (settle, validate, stubs), then exit")
+    p.set_defaults(handler="acewatchd.daemon:cmd_scan")
+    p = sub.add_parser("status", help="where every dataset stands and what runs next")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler="acewatchd.status:cmd_status")
+
+
+def _add_config(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_cmd", required=True)
+    c = csub.add_parser("check", help="validate config.toml; non-zero exit on error")
+    c.add_argument("path", nargs="?", help="config file (default: --config / env / ./config.toml)")
+    c.set_defaults(handler="acewatchd.cli:cmd_config_check")
+
+
+def _add_acestep(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("doctor", help="check this machine, ACE-Step and the config")
+    p.set_defaults(handler="acewatchd.doctor:cmd_doctor")
+    p = sub.add_parser("simulate", help="run the ACE-Step simulator (a test double)")
+    p.add_argument("--root", required=True, help="folder the simulator treats as ACE-Step's root")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="fault switch for tests (see acewatchd/simulator/faults.py)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="training speed multiplier (higher = faster)")
+    p.set_defaults(handler="acewatchd.simulator.app:cmd_simulate")
+
+
+def _add_pipeline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("prepare", help="stage, preprocess and sanitize a dataset now")
+    p.add_argument("dataset")
+    p.set_defaults(handler="acewatchd.prepare:cmd_prepare")
+    p = sub.add_parser("sanitize", help="repair NaN/Inf in preprocessed tensors (.pt)")
+    p.add_argument("dir", help="folder of .pt files")
+    p.add_argument("--report", help="write the JSON report here")
+    p.set_defaults(handler="acewatchd.sanitize_cli:cmd_sanitize")
+    p = sub.add_parser("train", help="train a dataset's LoRA")
+    p.add_argument("dataset")
+    p.add_argument("--now", action="store_true", help="start immediately (not at the schedule)")
+    p.set_defaults(handler="acewatchd.train:cmd_train")
+    p = sub.add_parser("render", help="render sample clips with a dataset's latest LoRA")
+    p.add_argument("dataset")
+    p.add_argument("--checkpoint", help="an epoch number or checkpoint folder instead of final")
+    p.set_defaults(handler="acewatchd.render:cmd_render")
+
+
+def _add_service(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("service", help="install/manage the launchd agent (systemd user unit on"
+                                       " Linux)")
+    p.add_argument("action", choices=["install", "uninstall", "status", "restart", "logs"])
+    p.add_argument("--dry-run", action="store_true", help="print what would be written and run")
+    p.set_defaults(handler="acewatchd.service:cmd_service")
+    p = sub.add_parser("demo", help="create a demo home and run the whole chain on the simulator")
+    p.add_argument("--home", default="demo-home", help="folder for the demo (default ./demo-home)")
+    p.add_argument("--songs", type=int, default=4)
+    p.add_argument("--keep-running", action="store_true", help="leave the daemon running")
+    p.set_defaults(handler="acewatchd.demo:cmd_demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="acewatchd", description=(
+        "Watch drop folders of songs, write caption/lyrics stubs, and train ACE-Step LoRAs "
+        "overnight."))
+    parser.add_argument("--config", help="config.toml (default: $ACEWATCHD_CONFIG, then "
+                                         "./config.toml)")
+    parser.add_argument("--debug", action="store_true", help="tracebacks and debug logs")
+    parser.add_argument("--version", action="version", version=f"acewatchd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_config, _add_acestep, _add_pipeline, _add_service):
+        add(sub)
+    return parser
+
+
+def resolve(spec: str) -> Handler:
+    module, _, func = spec.partition(":")
+    return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from acewatchd.config import find_config_path, load_config
+    from acewatchd.errors import ConfigError
+
+    path = find_config_path(args.path or args.config)
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        print(f"✗ {exc.path}")
+        for problem in exc.problems:
+            print(f"  - {problem}")
+        return exc.exit_code
+    print(f"✓ {path} is valid ({len(cfg.datasets)} dataset section(s))")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return resolve(args.handler)(args)
+    except AcewatchdError as exc:
+        logger.debug("user error", exc_info=True)
+        print(f"acewatchd: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # the one place a bug becomes a message instead of a crash dump
+        if args.debug:
+            raise
+        logger.exception("unexpected error")
+        print("acewatchd: unexpected error (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
