@@ -1,0 +1,1 @@
+"""SIMULATOR: stand-in for ``acestep.training_v2`` (only ``preprocess`` exists here)."""
