@@ -1,0 +1,1 @@
+"""Everything that talks to ACE-Step (Gradio client, contract snapshot, progress parsing)."""

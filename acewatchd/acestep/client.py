@@ -1,0 +1,210 @@
+"""Client for ACE-Step's Gradio API that survives version drift.
+
+Reads ``view_api()`` once per connection and builds every call by parameter name: a missing
+parameter acewatchd needs, or a new required one it does not know, is refused with
+``ContractMismatch`` naming the endpoint and parameter. ACE-Step keeps dataset and training
+state per Gradio session, so one client instance = one session = one job sequence.
+
+Only gradio_client is imported here (never torch or the gradio server).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from gradio_client import Client
+from gradio_client.exceptions import AppError, ValidationError
+
+from acewatchd.acestep.apicheck import check_api, resolve_args
+from acewatchd.acestep.errors import ContractMismatch, JobFailed, ServerUnavailable
+from acewatchd.acestep.generation import GenerationRequest, GenerationResult, collect_result
+from acewatchd.acestep.generation import request_params
+from acewatchd.acestep.progress import TrainingProgress
+from acewatchd.acestep.training_stream import TrainingOutcome, follow_training
+
+__all__ = ["AceStepClient", "GenerationRequest", "GenerationResult", "TrainingOutcome",
+           "TrainingProgress"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Errors meaning "the server is not there (now)"; anything else from gradio_client is a bug or
+# an answer. Gradio raises ValueError for an unreachable config/api-info URL.
+_NETWORK = (httpx.TransportError, ConnectionError, TimeoutError, OSError,
+            concurrent.futures.TimeoutError)
+
+
+def failed_status(text: str) -> bool:
+    """ACE-Step's own failure rule for a status string (CONTRACT §2)."""
+    low = (text or "").lower()
+    first = (text or "").lstrip().lstrip("\ufffd ")
+    return (text or "").lstrip().startswith("❌") or first.startswith("❌") or \
+        "error:" in low or "training failed" in low
+
+
+class AceStepClient:
+    """One Gradio session with ACE-Step. Use as a context manager; do not share between jobs."""
+
+    def __init__(self, url: str, *, timeout: float = 120.0, retries: int = 3,
+                 backoff: float = 1.0, download_dir: Path | None = None,
+                 train_idle_timeout: float = 1800.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.download_dir = download_dir
+        # Gap allowed between two training stream items (model loading can take minutes).
+        self.train_idle_timeout = max(train_idle_timeout, timeout)
+        self._client: Client | None = None
+        self._api: dict[str, dict[str, Any]] = {}
+
+    # -- connection ---------------------------------------------------------------------
+    def __enter__(self) -> AceStepClient:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Open a session and check the server's API against what acewatchd needs."""
+        self.close()
+        client = self._retrying("connect", self._open)
+        try:
+            info = client.view_api(return_format="dict", print_info=False)
+            self._api = check_api(info if isinstance(info, dict) else {})
+        except ContractMismatch:
+            client.close()
+            raise
+        self._client = client
+        logger.info("connected to ACE-Step at %s (session %s)", self.url, client.session_hash)
+
+    def _open(self) -> Client:
+        kwargs: dict[str, Any] = {"verbose": False, "analytics_enabled": False,
+                                  "httpx_kwargs": {"timeout": self.timeout}}
+        if self.download_dir is not None:
+            self.download_dir.mkdir(parents=True, exist_ok=True)
+            kwargs["download_files"] = str(self.download_dir)
+        try:
+            return Client(self.url, **kwargs)
+        except ValueError as exc:  # gradio_client's wording for "could not fetch config"
+            raise ConnectionError(str(exc)) from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def session_hash(self) -> str | None:
+        return self._client.session_hash if self._client else None
+
+    def _retrying(self, what: str, fn: Callable[[], T]) -> T:
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except _NETWORK as exc:
+                if attempt == self.retries:
+                    raise ServerUnavailable(
+                        f"ACE-Step at {self.url} is unavailable ({what}: {exc or type(exc)})"
+                        f" after {self.retries + 1} attempt(s)") from exc
+                logger.warning("ACE-Step %s failed (%s); retrying in %.1fs", what, exc, delay)
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    # -- calling ------------------------------------------------------------------------
+    def _require(self) -> Client:
+        if self._client is None:
+            raise ServerUnavailable(f"not connected to ACE-Step at {self.url} (call connect())")
+        return self._client
+
+    def submit(self, api_name: str, **named: Any) -> Any:
+        """Start a job on ``api_name`` with parameters given by name (server defaults else)."""
+        args = resolve_args(self._api, api_name, named)
+        return self._require().submit(*args, api_name=api_name)
+
+    def call(self, api_name: str, **named: Any) -> Any:
+        """Blocking call with timeout and retry; raises JobFailed on an error answer."""
+        def once() -> Any:
+            job = self.submit(api_name, **named)
+            try:
+                return job.result(timeout=self.timeout)
+            except concurrent.futures.TimeoutError:
+                job.cancel()
+                raise TimeoutError(f"no answer within {self.timeout:.0f}s") from None
+        try:
+            return self._retrying(api_name, once)
+        except (AppError, ValidationError) as exc:
+            raise JobFailed(f"ACE-Step {api_name} failed: {exc}", endpoint=api_name) from exc
+
+    def _status_call(self, api_name: str, **named: Any) -> str:
+        out = self.call(api_name, **named)
+        text = str(out[0] if isinstance(out, (tuple, list)) else out)
+        if failed_status(text):
+            raise JobFailed(f"ACE-Step {api_name}: {text.strip()}", endpoint=api_name)
+        return text
+
+    # -- LoRA ---------------------------------------------------------------------------
+    def load_lora(self, path: str) -> str:
+        return self._status_call("/load_lora", lora_path=path)
+
+    def unload_lora(self) -> str:
+        return self._status_call("/unload_lora")
+
+    def set_use_lora(self, on: bool) -> str:
+        return self._status_call("/set_use_lora", use_lora=bool(on))
+
+    def set_lora_scale(self, scale: float) -> str:
+        return self._status_call("/set_lora_scale", scale=float(min(max(scale, 0.0), 1.0)))
+
+    # -- training -----------------------------------------------------------------------
+    def load_training_dataset(self, tensor_dir: str) -> str:
+        return self._status_call("/load_training_dataset", tensor_dir=tensor_dir)
+
+    def train(self, *, tensor_dir: str, output_dir: str, resume_from: str = "", rank: int,
+              alpha: int, dropout: float, learning_rate: float, epochs: int, batch_size: int,
+              grad_accum: int, save_every: int, shift: float, seed: int,
+              on_progress: Callable[[TrainingProgress], None] | None = None) -> TrainingOutcome:
+        """Run /training_wrapper, streaming progress. Ints are sent as Python ints (ACE-Step
+        feeds some to range()). Raises ServerUnavailable if the stream is lost."""
+        named = {"tensor_dir": tensor_dir, "r": int(rank), "a": int(alpha), "d": float(dropout),
+                 "lr": float(learning_rate), "ep": int(epochs), "bs": int(batch_size),
+                 "ga": int(grad_accum), "se": int(save_every), "sh": float(shift),
+                 "sd": int(seed), "od": output_dir, "rc": resume_from or ""}
+        try:
+            job = self._retrying("/training_wrapper", lambda: self.submit(
+                "/training_wrapper", **named))
+            return follow_training(job, idle_timeout=self.train_idle_timeout,
+                                   on_progress=on_progress)
+        except (AppError, ValidationError) as exc:
+            raise JobFailed(f"ACE-Step /training_wrapper failed: {exc}",
+                            endpoint="/training_wrapper") from exc
+        except _NETWORK as exc:
+            raise ServerUnavailable(f"lost the training stream from {self.url}: {exc}") from exc
+
+    def stop_training(self) -> str:
+        """Ask the server to stop the training this session started."""
+        out = self.call("/stop_training")
+        return str(out[0] if isinstance(out, (tuple, list)) else out)
+
+    def export_lora(self, export_path: str, lora_output_dir: str) -> str:
+        return self._status_call("/export_lora", export_path=export_path,
+                                 lora_output_dir=lora_output_dir)
+
+    # -- generation ---------------------------------------------------------------------
+    def generate(self, req: GenerationRequest, dest_dir: Path) -> GenerationResult:
+        """Render a batch; audio and metadata JSON are copied into ``dest_dir``."""
+        out = self.call("/generation_wrapper", **request_params(req))
+        result = collect_result(out, dest_dir)
+        if failed_status(result.status) or not result.audio_files:
+            raise JobFailed(f"ACE-Step /generation_wrapper: {result.status.strip() or 'no audio'}",
+                            endpoint="/generation_wrapper")
+        return result

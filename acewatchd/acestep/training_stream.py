@@ -1,0 +1,111 @@
+"""Follow ACE-Step's streamed /training_wrapper outputs into a ``TrainingOutcome``.
+
+Each stream item is (progress text, log text, loss-plot payload) (CONTRACT §2). A stream that
+ends without a completed/stopped/failed status, or goes silent for ``idle_timeout``, means the
+server or connection was lost: ``ServerUnavailable``, so the caller can reconnect and resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from acewatchd.acestep.errors import ServerUnavailable
+from acewatchd.acestep.progress import (TrainingProgress, is_completed, is_failure,
+                                        is_stopped, parse_progress)
+
+logger = logging.getLogger(__name__)
+POLL_SECONDS = 0.05
+
+
+@dataclass
+class TrainingOutcome:
+    status: Literal["completed", "stopped", "failed"]
+    last: TrainingProgress | None
+    text: str
+    loss_points: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _plot_points(payload: Any) -> list[tuple[int, float]] | None:
+    """(step, loss) pairs from a PlotData dict ({columns, data}); None if not one."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        return None
+    cols = [str(c) for c in payload.get("columns") or ["step", "loss"]]
+    si, li = (cols.index("step"), cols.index("loss")) if {"step", "loss"} <= set(cols) else (0, 1)
+    points = []
+    for row in payload["data"]:
+        try:
+            points.append((int(row[si]), float(row[li])))
+        except (TypeError, ValueError, IndexError):
+            continue
+    return points
+
+
+def _item_texts(item: Any) -> tuple[str, str, Any]:
+    parts = list(item) if isinstance(item, (tuple, list)) else [item]
+    parts += [None] * (3 - len(parts))
+    return str(parts[0] or ""), str(parts[1] or ""), parts[2]
+
+
+class _Follower:
+    def __init__(self, on_progress: Callable[[TrainingProgress], None] | None) -> None:
+        self.on_progress = on_progress
+        self.last: TrainingProgress | None = None
+        self.text = ""
+        self.points: dict[int, float] = {}
+
+    def feed(self, item: Any) -> None:
+        progress_text, _log, plot = _item_texts(item)
+        self.text = progress_text
+        prog = parse_progress(progress_text)
+        if prog is not None:
+            self.last = prog
+            if prog.step is not None and prog.loss is not None and prog.loss == prog.loss:
+                self.points.setdefault(prog.step, prog.loss)
+            if self.on_progress is not None:
+                self.on_progress(prog)
+        from_plot = _plot_points(plot)
+        if from_plot:
+            self.points.update(dict(from_plot))
+
+    def outcome(self) -> TrainingOutcome | None:
+        status: Literal["completed", "stopped", "failed"]
+        if is_failure(self.text):
+            status = "failed"
+        elif is_completed(self.text):
+            status = "completed"
+        elif is_stopped(self.text):
+            status = "stopped"
+        else:
+            return None
+        return TrainingOutcome(status, self.last, self.text, sorted(self.points.items()))
+
+
+def follow_training(job: Any, *, idle_timeout: float,
+                    on_progress: Callable[[TrainingProgress], None] | None = None
+                    ) -> TrainingOutcome:
+    """Consume a gradio_client Job's outputs until it finishes; see module doc."""
+    follower = _Follower(on_progress)
+    seen = 0
+    quiet_since = time.monotonic()
+    while True:
+        outputs = job.outputs()
+        for item in outputs[seen:]:
+            follower.feed(item)
+        if len(outputs) > seen:
+            seen, quiet_since = len(outputs), time.monotonic()
+        if job.done() and len(job.outputs()) == seen:
+            break
+        if time.monotonic() - quiet_since > idle_timeout:
+            job.cancel()
+            raise ServerUnavailable(f"training stream silent for {idle_timeout:.0f}s")
+        time.sleep(POLL_SECONDS)
+    job.result(timeout=0)  # re-raises the job's exception (AppError, network) if any
+    outcome = follower.outcome()
+    if outcome is None:
+        raise ServerUnavailable("training stream ended without a final status (connection"
+                                f" lost?); last: {follower.text.strip()[:200]!r}")
+    return outcome
