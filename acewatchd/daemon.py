@@ -1,0 +1,257 @@
+"""`acewatchd run` and `acewatchd scan`: wiring, lock, signals, the ingest loop, live reload.
+
+One main thread does all ingest work (settle polls, validation, stubs, ledger writes); watchdog
+threads only enqueue hints. Signal handlers only set flags. The loop wakes at least once a
+second, so SIGTERM/SIGINT stop the daemon well inside 15 s even mid-batch (work is checked
+between files, and every step is idempotent, so stopping anywhere is safe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+
+from acewatchd.config import Config, load_config
+from acewatchd.daemonlock import InstanceLock
+from acewatchd.errors import AcewatchdError
+from acewatchd.ingest import Ingestor, walk_drop
+from acewatchd.ledger import Ledger
+from acewatchd.log import setup_logging
+from acewatchd.reload import ConfigReloader
+from acewatchd.runtime import Clock, Component, DaemonContext, SystemClock
+from acewatchd.settle import Settler
+from acewatchd.watcher import Hint, Watcher
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_SECONDS = 12.0
+_SUPERVISE_SECONDS = 2.0
+
+
+class Daemon:
+    def __init__(self, cfg: Config, clock: Clock | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.ledger = Ledger(cfg.paths.state)
+        self.stop = threading.Event()
+        self.hints: queue.Queue[Hint] = queue.Queue()
+        self.ingestor = Ingestor(self.ledger, lambda: self.cfg)
+        self.settler = Settler(self.clock, cfg.watch)
+        self.watcher = Watcher(cfg.paths.drop, cfg.source, self.hints)
+        self.reloader = ConfigReloader(cfg, self.ledger, self.clock)
+        self.ctx = DaemonContext(config=lambda: self.cfg, ledger=self.ledger, stop=self.stop,
+                                 clock=self.clock, request_rescan=self.request_rescan)
+        self.components: list[Component] = []
+        self._rescan_reason: str | None = "start-up"
+        self._next_rescan = 0.0
+        self._next_supervise = 0.0
+        self._offset = self.clock.time() - self.clock.monotonic()
+
+    def request_rescan(self, reason: str) -> None:
+        """Thread-safe: components (e.g. after wake) ask for a reconciliation scan."""
+        self.hints.put(("rescan", Path(reason)))
+
+    # ---- lifecycle
+
+    def run(self) -> int:
+        self.cfg.paths.drop.mkdir(parents=True, exist_ok=True)
+        self.watcher.start()
+        try:
+            self._start_components()
+            logger.info("daemon started", extra={"home": str(self.cfg.home)})
+            while not self.stop.is_set():
+                self.step()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _start_components(self) -> None:
+        from acewatchd.components import build_components
+
+        for comp in build_components(self.ctx):
+            try:
+                comp.start()
+                self.components.append(comp)
+            except Exception as exc:  # one broken part must not take ingest down with it
+                logger.exception("component failed to start", extra={"component": comp.name})
+                self.ledger.record_event("error", f"{comp.name} failed to start: {exc}")
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + SHUTDOWN_SECONDS
+        self.stop.set()
+        for comp in reversed(self.components):
+            try:
+                comp.stop(deadline)
+            except Exception:
+                logger.exception("component failed to stop", extra={"component": comp.name})
+        self.watcher.stop(timeout=max(0.5, deadline - time.monotonic()))
+        logger.info("daemon stopped", extra={"pending": len(self.settler)})
+        self.ledger.close()
+
+    # ---- one turn of the loop
+
+    def step(self) -> None:
+        self._drain_hints()
+        now = self.clock.monotonic()
+        if now >= self._next_supervise:
+            self._supervise(now)
+        if self._rescan_reason or now >= self._next_rescan:
+            self._rescan(self._rescan_reason or "periodic")
+        if len(self.settler):
+            self._settle_once()
+        self._apply_reload()
+        self._wait()
+
+    def _wait(self) -> None:
+        timeout = self.cfg.watch.poll_seconds if len(self.settler) else 1.0
+        try:
+            hint = self.hints.get(timeout=min(timeout, 1.0))
+        except queue.Empty:
+            return
+        self._handle(hint)
+
+    def _drain_hints(self) -> None:
+        for _ in range(10_000):
+            try:
+                self._handle(self.hints.get_nowait())
+            except queue.Empty:
+                return
+
+    def _handle(self, hint: Hint) -> None:
+        kind, path = hint
+        if kind == "file":
+            self._consider(path)
+        elif kind == "dir":
+            for found in walk_drop(path) if path.is_dir() else ():
+                self._consider(found)
+        elif kind == "config":
+            self.reloader.touched()
+        elif kind == "rescan":
+            self._rescan_reason = str(path)
+
+    def _consider(self, path: Path) -> None:
+        if path not in self.settler and self.ingestor.needs_work(path):
+            self.settler.add(path)
+            self.ingestor.mark_seen(path)
+
+    def _rescan(self, reason: str) -> None:
+        self._rescan_reason = None
+        self._next_rescan = self.clock.monotonic() + self.cfg.watch.rescan_minutes * 60
+        todo = self.ingestor.scan()
+        added = [p for p in todo if p not in self.settler]
+        for path in added:
+            self.settler.add(path)
+            self.ingestor.mark_seen(path)
+        logger.info("rescan", extra={"reason": reason, "to_settle": len(added)})
+
+    def _settle_once(self) -> None:
+        result = self.settler.poll()
+        for path in result.vanished:
+            self.ingestor.mark_gone(path)
+        for path in result.gave_up:
+            self._gave_up(path)
+        for path in result.settled:
+            if self.stop.is_set():
+                self.settler.add(path)  # not lost: a restart's start-up scan finds it anyway
+                continue
+            try:
+                self.ingestor.process(path)
+            except Exception as exc:  # a bug with one file must not stop the daemon
+                logger.exception("ingest failed", extra={"path": str(path)})
+                self.ledger.record_event("error", f"{path.name}: ingest failed: {exc}")
+
+    def _gave_up(self, path: Path) -> None:
+        minutes = self.cfg.watch.settle_ceiling_minutes
+        msg = f"{path.name} was still changing after {minutes:g} min; retrying at the next rescan"
+        logger.warning("settle ceiling reached", extra={"path": str(path)})
+        key = self.ingestor.split(path)
+        self.ledger.record_event("warning", msg, key[0] if key else None,
+                                 key[1] if key else None)
+
+    def _supervise(self, now: float) -> None:
+        self._next_supervise = now + _SUPERVISE_SECONDS
+        offset = self.clock.time() - now
+        if abs(offset - self._offset) > 30:  # wall clock jumped: the machine slept
+            self._rescan_reason = "wake"
+        self._offset = offset
+        self.reloader.poll()
+        if not self.watcher.healthy():
+            logger.warning("watcher unhealthy; rebuilding", extra={"drop": str(self.cfg.paths.drop)})
+            self.watcher.rebuild()
+            self._rescan_reason = "watcher rebuilt"
+
+    def _apply_reload(self) -> None:
+        new = self.reloader.maybe_reload()
+        if new is None:
+            return
+        old, self.cfg = self.cfg, new
+        self.settler.watch = new.watch
+        if (new.paths.logs, new.logging) != (old.paths.logs, old.logging):
+            _setup_logging(new)
+        if new.paths.drop != old.paths.drop:
+            new.paths.drop.mkdir(parents=True, exist_ok=True)
+            self.watcher.rebuild(new.paths.drop)
+        for comp in self.components:
+            try:
+                comp.apply_config(new)
+            except Exception:
+                logger.exception("component rejected the new config", extra={"component":
+                                                                              comp.name})
+        self._rescan_reason = "config reloaded"
+
+
+def _setup_logging(cfg: Config) -> None:
+    setup_logging(cfg.paths.logs, cfg.logging.level, max_bytes=cfg.logging.max_bytes,
+                  backups=cfg.logging.backups)
+
+
+def _install_signals(daemon: Daemon) -> None:
+    def on_stop(signum: int, frame: object) -> None:
+        daemon.stop.set()  # only a flag: the loop notices within a second
+
+    def on_hup(signum: int, frame: object) -> None:
+        daemon.reloader.force = True
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    _setup_logging(cfg)
+    with InstanceLock(cfg.paths.state):
+        daemon = Daemon(cfg)
+        _install_signals(daemon)
+        return daemon.run()
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    _setup_logging(cfg)
+    with InstanceLock(cfg.paths.state, purpose="scan"):
+        daemon = Daemon(cfg)
+        _install_signals(daemon)
+        counts = scan_once(daemon)
+    print("scan: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    return 0
+
+
+def scan_once(daemon: Daemon) -> dict[str, int]:
+    """One reconciliation pass: find, settle, validate and stub, then return state counts."""
+    daemon._rescan("scan")
+    while len(daemon.settler) and not daemon.stop.is_set():
+        daemon._settle_once()
+        if len(daemon.settler):
+            daemon.clock.sleep(daemon.cfg.watch.poll_seconds, daemon.stop)
+    rows = daemon.ledger.connect().execute(
+        "SELECT state, count(*) FROM files GROUP BY state").fetchall()
+    daemon.ledger.close()
+    if daemon.stop.is_set():
+        raise AcewatchdError("scan interrupted; run it again to finish (finished work is kept)")
+    return {str(r[0]): int(r[1]) for r in rows}

@@ -1,0 +1,254 @@
+"""The per-file pipeline: seen -> settled -> valid | rejected -> stubbed, recorded in the ledger.
+
+Every step checks its artifact before doing work, so duplicate events, rescans and a restart
+after kill -9 are no-ops: a file whose (size, mtime_ns, inode) matches a finished ledger row is
+skipped without reading it; stubs are written only where none exists. Ledger paths are
+NFC-normalised (macOS hands out NFD names); the files on disk keep whatever form they have, and
+``locate()`` maps a ledger row back to its file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import structlog
+
+from acewatchd.config import Config
+from acewatchd.fsutil import is_own_temp, sha256_file
+from acewatchd.ledger import Ledger
+from acewatchd.settle import Signature, signature
+from acewatchd.stubs import SIDECAR_SUFFIXES, caption_text, lyrics_text, write_stubs
+from acewatchd.validate import UNREADABLE, check_link, reject, validate
+
+logger = logging.getLogger(__name__)
+
+PARTIAL_SUFFIXES = (".part", ".crdownload", ".download", ".partial", ".tmp")
+DONE_STATES = ("stubbed", "rejected")
+_STALE_TEMP_SECONDS = 120
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def ignored_name(name: str) -> bool:
+    """Names never ingested: hidden files (incl. .DS_Store and our temps), partial downloads,
+    sidecars (ours and the user's)."""
+    lower = name.lower()
+    return (name.startswith(".") or is_own_temp(name) or lower.endswith(PARTIAL_SUFFIXES)
+            or lower.endswith(SIDECAR_SUFFIXES))
+
+
+def locate(cfg: Config, dataset: str, relpath: str) -> Path | None:
+    """The file on disk for a ledger (dataset, NFC relpath), whatever normal form its name has."""
+    direct = cfg.paths.drop / dataset / relpath
+    if os.path.lexists(direct):
+        return direct
+    here = cfg.paths.drop
+    for part in [dataset, *Path(relpath).parts]:
+        try:
+            names = os.listdir(here)
+        except OSError:
+            return None
+        match = next((n for n in names if nfc(n) == part), None)
+        if match is None:
+            return None
+        here = here / match
+    return here
+
+
+class Ingestor:
+    """Stateless over the ledger: one instance per daemon or scan, used from one thread."""
+
+    def __init__(self, ledger: Ledger, config: Callable[[], Config]) -> None:
+        self.ledger = ledger
+        self.config = config
+
+    # ---- naming
+
+    def split(self, path: Path) -> tuple[str, str] | None:
+        """(dataset, NFC relpath) for an audio candidate under drop/<dataset>/, else None."""
+        cfg = self.config()
+        try:
+            rel = path.relative_to(cfg.paths.drop)
+        except ValueError:
+            return None
+        parts = rel.parts
+        if len(parts) < 2 or any(p.startswith(".") for p in parts) or ignored_name(parts[-1]):
+            return None
+        if path.suffix.lower().lstrip(".") not in cfg.watch.extensions:
+            return None
+        return nfc(parts[0]), nfc(str(Path(*parts[1:])))
+
+    # ---- deciding whether a file needs work
+
+    def needs_work(self, path: Path) -> bool:
+        key = self.split(path)
+        if key is None:
+            return False
+        try:
+            sig = signature(path)
+        except OSError:
+            return False
+        return not self._done(self._row(*key), sig, path)
+
+    def _done(self, row: object, sig: Signature, path: Path) -> bool:
+        if row is None or row["state"] not in DONE_STATES:  # type: ignore[index]
+            return False
+        if (row["size"], row["mtime_ns"], row["inode"]) != sig:  # type: ignore[index]
+            return False
+        reason = row["reason"] or ""  # type: ignore[index]
+        # chmod does not change the signature: retry an unreadable file once it is readable.
+        return not (UNREADABLE in reason and os.access(path, os.R_OK))
+
+    def mark_seen(self, path: Path) -> None:
+        key = self.split(path)
+        if key is not None:
+            self._upsert(*key, state="seen")
+
+    def mark_gone(self, path: Path) -> None:
+        key = self.split(path)
+        if key is not None and self._row(*key) is not None:
+            logger.info("file vanished before it settled", extra={"dataset": key[0],
+                                                                  "file": key[1]})
+            self._set_state(*key, "gone")
+
+    # ---- the pipeline for one settled file
+
+    def process(self, path: Path) -> str:
+        """Run one settled file to its end state; returns it ('' if not ours to ingest)."""
+        key = self.split(path)
+        if key is None:
+            return ""
+        dataset, relpath = key
+        with structlog.contextvars.bound_contextvars(dataset=dataset, file=relpath):
+            try:
+                return self._process(path, dataset, relpath)
+            except FileNotFoundError:
+                self._set_state(dataset, relpath, "gone")
+                return "gone"
+
+    def _process(self, path: Path, dataset: str, relpath: str) -> str:
+        sig = signature(path)
+        row = self._row(dataset, relpath)
+        if self._done(row, sig, path):
+            return str(row["state"])  # type: ignore[index]
+        link_problem = check_link(path, self.config().paths.drop / path.relative_to(
+            self.config().paths.drop).parts[0])
+        if link_problem:
+            return self._reject(path, dataset, relpath, sig, None, link_problem, copy=False)
+        try:
+            sha: str | None = sha256_file(path)
+        except PermissionError:
+            sha = None
+        with structlog.contextvars.bound_contextvars(sha=(sha or "")[:12]):
+            self._upsert(dataset, relpath, state="settled", sig=sig, sha=sha)
+            return self._validate_and_stub(path, dataset, relpath, sig, sha)
+
+    def _validate_and_stub(self, path: Path, dataset: str, relpath: str, sig: Signature,
+                           sha: str | None) -> str:
+        cfg = self.config()
+        verdict = validate(path, cfg.watch)
+        if verdict.info is None:
+            readable = UNREADABLE not in verdict.reason
+            return self._reject(path, dataset, relpath, sig, sha, verdict.reason, copy=readable)
+        self._upsert(dataset, relpath, state="valid", sig=sig, sha=sha,
+                     duration=verdict.info.duration)
+        ds = cfg.dataset(dataset)
+        texts = {"caption": caption_text(verdict.info, ds, path.stem),
+                 "lyrics": lyrics_text(verdict.info, ds)}
+        outcome = write_stubs(self.ledger, dataset, relpath, path, texts)
+        self._upsert(dataset, relpath, state="stubbed", sig=sig, sha=sha,
+                     duration=verdict.info.duration)
+        logger.info("stubbed", extra={"stubs": outcome, "duration": round(
+            verdict.info.duration, 2)})
+        return "stubbed"
+
+    def _reject(self, path: Path, dataset: str, relpath: str, sig: Signature, sha: str | None,
+                reason: str, *, copy: bool) -> str:
+        cfg = self.config()
+        reason_file = reject(path, cfg.paths.rejected / dataset, relpath, reason, copy=copy)
+        sentence = reason_file.read_text(encoding="utf-8").strip()
+        self._upsert(dataset, relpath, state="rejected", sig=sig, sha=sha, reason=sentence)
+        self.ledger.record_event("warning", sentence, dataset, relpath)
+        logger.warning("rejected", extra={"reason": sentence})
+        return "rejected"
+
+    # ---- the reconciliation scan
+
+    def scan(self) -> list[Path]:
+        """Walk drop/: files that need work (to be settled), and mark vanished rows gone."""
+        cfg = self.config()
+        seen: set[tuple[str, str]] = set()
+        todo: list[Path] = []
+        for path in walk_drop(cfg.paths.drop):
+            key = self.split(path)
+            if key is None:
+                continue
+            seen.add(key)
+            if self.needs_work(path):
+                todo.append(path)
+        self._mark_missing_gone(seen)
+        return todo
+
+    def _mark_missing_gone(self, present: set[tuple[str, str]]) -> None:
+        rows = self.ledger.connect().execute(
+            "SELECT dataset, relpath FROM files WHERE state != 'gone'").fetchall()
+        missing = [(r[0], r[1]) for r in rows if (r[0], r[1]) not in present]
+        if missing:
+            with self.ledger.tx() as conn:
+                conn.executemany("UPDATE files SET state='gone', updated=? WHERE dataset=? AND "
+                                 "relpath=?", [(time.time(), d, r) for d, r in missing])
+
+    # ---- ledger rows
+
+    def _row(self, dataset: str, relpath: str) -> object:
+        return self.ledger.connect().execute(
+            "SELECT * FROM files WHERE dataset=? AND relpath=?", (dataset, relpath)).fetchone()
+
+    def _set_state(self, dataset: str, relpath: str, state: str) -> None:
+        with self.ledger.tx() as conn:
+            conn.execute("UPDATE files SET state=?, updated=? WHERE dataset=? AND relpath=?",
+                         (state, time.time(), dataset, relpath))
+
+    def _upsert(self, dataset: str, relpath: str, *, state: str, sig: Signature | None = None,
+                sha: str | None = None, reason: str | None = None,
+                duration: float | None = None) -> None:
+        size, mtime_ns, inode = sig or (None, None, None)
+        now = time.time()
+        with self.ledger.tx() as conn:
+            conn.execute(
+                "INSERT INTO files (dataset, relpath, size, mtime_ns, inode, sha256, state, reason,"
+                " duration, first_seen, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(dataset, relpath) DO UPDATE SET state=excluded.state, "
+                "reason=excluded.reason, updated=excluded.updated, "
+                "size=coalesce(excluded.size, size), mtime_ns=coalesce(excluded.mtime_ns, "
+                "mtime_ns), inode=coalesce(excluded.inode, inode), sha256=coalesce("
+                "excluded.sha256, sha256), duration=coalesce(excluded.duration, duration)",
+                (dataset, relpath, size, mtime_ns, inode, sha, state, reason, duration, now, now))
+
+
+def walk_drop(drop: Path) -> Iterator[Path]:
+    """Every file under drop/<dataset>/, never entering hidden or symlinked folders; stale temp
+    files of ours (left by a kill -9 mid-write) are removed on the way."""
+    for root, dirs, files in os.walk(drop, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = Path(root) / name
+            if is_own_temp(name):
+                _remove_stale_temp(path)
+                continue
+            yield path
+
+
+def _remove_stale_temp(path: Path) -> None:
+    try:
+        if time.time() - os.lstat(path).st_mtime > _STALE_TEMP_SECONDS:
+            path.unlink()
+    except OSError:
+        pass

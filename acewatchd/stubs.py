@@ -1,0 +1,152 @@
+"""Caption and lyrics stubs beside each song: ``<stem>.caption.txt`` and ``<stem>.lyrics.txt``.
+
+The caption is the dataset's ``caption_template`` filled from the file's tags and the dataset's
+settings, in ACE-Step's style: comma-separated descriptors ("kim kyung ho, Korean power rock
+ballad, 1990s, ..."). A template segment whose placeholders are all empty is dropped, so a song
+without a BPM tag does not get ", bpm," in its caption.
+
+Ownership rule: acewatchd writes a stub only where no file exists (atomic, never clobbering)
+and records the sha256 of what it wrote. From then on a stub whose hash differs is the user's
+("reviewed") and is never touched again; a stub matching our hash is "untouched".
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import string
+import time
+from pathlib import Path
+
+from acewatchd.config import Dataset
+from acewatchd.fsutil import atomic_write_text, sha256_bytes, sha256_file
+from acewatchd.ledger import Ledger
+from acewatchd.tags import AudioInfo
+
+INSTRUMENTAL = "[Instrumental]"
+KINDS = ("caption", "lyrics")
+SIDECAR_SUFFIXES = (".caption.txt", ".lyrics.txt", ".reason.txt", ".json")
+
+
+def stub_path(audio: Path, kind: str) -> Path:
+    """Sidecar beside the audio, named from the on-disk stem (NFD stays NFD, as ACE-Step and
+    the user's Finder see it)."""
+    return audio.with_name(f"{audio.stem}.{kind}.txt")
+
+
+def caption_fields(info: AudioInfo, ds: Dataset) -> dict[str, str]:
+    bpm = info.bpm.split(".")[0].strip() or (str(ds.bpm) if ds.bpm else "")
+    return {
+        "tag": ds.tag.strip(), "title": info.title, "artist": info.artist, "album": info.album,
+        "genre": info.genre or ds.genre, "year": info.year, "decade": info.decade,
+        "bpm": f"{bpm} bpm" if bpm.isdigit() and int(bpm) > 0 else "",
+        "key": info.key or ds.keyscale, "language": "" if ds.language == "unknown" else
+        ds.language, "timesignature": f"{ds.timesignature}/4" if ds.timesignature else "",
+    }
+
+
+def caption_text(info: AudioInfo, ds: Dataset, stem: str) -> str:
+    values = {k: _one_line(v) for k, v in caption_fields(info, ds).items()}
+    parts: list[str] = []
+    for segment in ds.caption_template.split(","):
+        names = [n for _, n, _, _ in string.Formatter().parse(segment) if n]
+        if names and not any(values.get(n, "") for n in names):
+            continue  # every placeholder empty: drop the whole descriptor ("{artist} style")
+        text = segment.format_map(_Blank(values)).strip()
+        parts.append(re.sub(r"\s+", " ", text))
+    parts = [p for p in _dedupe(parts) if p]
+    if values["tag"] and "tag" not in _placeholders(ds.caption_template):
+        parts = parts + [values["tag"]] if ds.tag_position == "append" else [values["tag"], *parts]
+    if not parts or parts == [values["tag"]]:
+        # No usable tags: ACE-Step's own fallback is the file name as words.
+        parts = _dedupe([*parts, re.sub(r"[_-]+", " ", stem).strip()])
+    return ", ".join(parts) + "\n"
+
+
+def lyrics_text(info: AudioInfo, ds: Dataset) -> str:
+    if ds.instrumental or not info.lyrics.strip():
+        return INSTRUMENTAL + "\n"
+    return info.lyrics.strip() + "\n"
+
+
+def write_stubs(ledger: Ledger, dataset: str, relpath: str, audio: Path,
+                texts: dict[str, str]) -> dict[str, str]:
+    """Write each missing stub; returns kind -> 'written' | 'ours' | 'user'. Safe to repeat
+    after a kill -9 at any point: an existing stub equal to what we would write is ours."""
+    outcome: dict[str, str] = {}
+    for kind, text in texts.items():
+        path = stub_path(audio, kind)
+        digest = sha256_bytes(text.encode("utf-8"))
+        recorded = _recorded(ledger, dataset, relpath, kind)
+        if atomic_write_text(path, text, overwrite=False):
+            _record(ledger, dataset, relpath, kind, path, digest)
+            outcome[kind] = "written"
+        elif recorded is None and _hash_or_none(path) == digest:
+            _record(ledger, dataset, relpath, kind, path, digest)  # written, then killed
+            outcome[kind] = "ours"
+        else:
+            outcome[kind] = "ours" if recorded == _hash_or_none(path) else "user"
+    return outcome
+
+
+def stub_state(ledger_hash: str | None, path: Path) -> str:
+    """'untouched' (still what we wrote), 'reviewed' (edited or the user's own), 'missing'."""
+    current = _hash_or_none(path)
+    if current is None:
+        return "missing"
+    return "untouched" if current == ledger_hash else "reviewed"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _placeholders(template: str) -> set[str]:
+    return {n for _, n, _, _ in string.Formatter().parse(template) if n}
+
+
+def _one_line(text: str) -> str:
+    # A comma inside a tag ("Rock, Pop") stays; newlines never belong in a caption.
+    return re.sub(r"\s+", " ", text).strip().strip(",").strip()
+
+
+def _dedupe(parts: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for part in parts:
+        if part and part.casefold() not in seen:
+            seen.add(part.casefold())
+            out.append(part)
+    return out
+
+
+def _hash_or_none(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def _recorded(ledger: Ledger, dataset: str, relpath: str, kind: str) -> str | None:
+    row = ledger.connect().execute(
+        "SELECT sha256 FROM stubs WHERE dataset=? AND relpath=? AND kind=?",
+        (dataset, relpath, kind)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _record(ledger: Ledger, dataset: str, relpath: str, kind: str, path: Path,
+            digest: str) -> None:
+    with ledger.tx() as conn:
+        _upsert(conn, (dataset, relpath, kind, str(path), digest, time.time()))
+
+
+def _upsert(conn: sqlite3.Connection, row: tuple[object, ...]) -> None:
+    conn.execute("INSERT INTO stubs (dataset, relpath, kind, stub_path, sha256, written) "
+                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(dataset, relpath, kind) DO UPDATE SET "
+                 "stub_path=excluded.stub_path, sha256=excluded.sha256, "
+                 "written=excluded.written", row)
+
