@@ -1,0 +1,1 @@
+"""acewatchd's ACE-Step SIMULATOR: a test double of ACE-Step's Gradio app (not ACE-Step)."""

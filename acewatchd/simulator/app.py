@@ -1,0 +1,116 @@
+"""``acewatchd simulate``: the ACE-Step SIMULATOR, a real Gradio app (a test double).
+
+Endpoints are built from the packaged snapshot JSON (spec.py) with explicit api_names, so names,
+parameter names, order, defaults and required-ness match ACE-Step f30aee4. The process runs
+with its root as cwd (like ACE-Step launched from its repo), so server paths resolve the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from acewatchd.simulator import faults as faultmod
+from acewatchd.simulator.context import FaultError, SimContext, logger
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def _guard(ctx: SimContext, api: str, impl: Callable[..., Any]) -> Callable[..., Any]:
+    import gradio as gr
+
+    @functools.wraps(impl)
+    def run(values: dict[str, Any], state: Any) -> Any:
+        try:
+            ctx.enter(api)
+        except FaultError as exc:
+            raise gr.Error(str(exc)) from None
+        return impl(ctx, values, state)
+    return run
+
+
+def _guard_stream(ctx: SimContext, api: str, impl: Callable[..., Any]) -> Callable[..., Any]:
+    import gradio as gr
+
+    def run(values: dict[str, Any], state: Any) -> Iterator[Any]:
+        try:
+            ctx.enter(api)
+        except FaultError as exc:
+            raise gr.Error(str(exc)) from None
+        yield from impl(ctx, values, state)
+    return run
+
+
+def build(ctx: SimContext, alterations: list[str]) -> Any:
+    """The Blocks app with every endpoint acewatchd uses."""
+    import gradio as gr
+
+    from acewatchd.simulator import generate, lora, training
+    from acewatchd.simulator.spec import Alter, wire
+
+    dropped, renamed, added = faultmod.api_alterations(alterations)
+    handlers: dict[str, Callable[..., Any]] = {
+        "/load_lora": lora.load_lora, "/unload_lora": lora.unload_lora,
+        "/set_use_lora": lora.set_use_lora, "/set_lora_scale": lora.set_lora_scale,
+        "/load_training_dataset": training.load_training_dataset,
+        "/stop_training": training.stop_training, "/export_lora": training.export_lora,
+        "/generation_wrapper": generate.generation_wrapper,
+    }
+    with gr.Blocks(title="ACE-Step SIMULATOR (acewatchd test double)") as demo:
+        gr.Markdown("# ACE-Step SIMULATOR\nacewatchd's test double: not ACE-Step, no models; "
+                    "audio is synthesised tones.")
+        for api, impl in handlers.items():
+            alter = Alter(dropped.get(api, set()), renamed.get(api, {}), added.get(api, []))
+            wire(api, _guard(ctx, api, impl), alter)
+        api = "/training_wrapper"
+        alter = Alter(dropped.get(api, set()), renamed.get(api, {}), added.get(api, []))
+        wire(api, _guard_stream(ctx, api, training.training_wrapper), alter, stream=True)
+    return demo
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, force=True,
+                        format="%(asctime)s SIMULATOR %(levelname)s %(name)s: %(message)s")
+
+
+def _install_stub(root: Path) -> None:
+    try:
+        from acewatchd.simulator import stub_acestep
+    except ImportError:
+        return
+    install = getattr(stub_acestep, "install", None)
+    if install is not None:
+        install(root)
+
+
+def _wait_while_refusing(root: Path) -> None:
+    """The ``refuse`` fault at start: do not listen until it is lifted (like a slow boot)."""
+    while "refuse" in faultmod.read_control(root):
+        time.sleep(0.2)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    _setup_logging()
+    root = Path(args.root).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    os.chdir(root)  # ACE-Step resolves server paths against its launch directory
+    _install_stub(root)
+    if args.fault:
+        faultmod.write_control(root, list(args.fault))
+    items = faultmod.read_control(root)
+    logger.info("SIMULATOR starting: root=%s port=%s speed=%s faults=%s", root, args.port,
+                args.speed, items)
+    _wait_while_refusing(root)
+    ctx = SimContext(root, speed=float(args.speed))
+    demo = build(ctx, items)
+    demo.queue(max_size=20, default_concurrency_limit=1)
+    demo.launch(server_name=args.host, server_port=int(args.port), allowed_paths=[str(root)],
+                quiet=True, show_error=True, prevent_thread_lock=False)
+    return 0

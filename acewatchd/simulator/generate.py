@@ -1,0 +1,110 @@
+"""SIMULATOR /generation_wrapper: synthesised tones, ACE-Step's output layout and 38 returns.
+
+Files go to ``<root>/gradio_outputs/batch_<unix-seconds>/<key>.<mp3|flac>`` with ``<key>.json``
+beside (CONTRACT §8). The pitch depends on caption, seed and the loaded LoRA (fingerprint and
+scale), so tests can tell outputs apart; the JSON records it under ``simulator``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from acewatchd.fsutil import atomic_write_text
+from acewatchd.simulator.context import SimContext, logger
+
+SLOTS = 8
+GEN_SECONDS = 0.5  # simulated seconds per sample at speed 1
+FFMPEG_CODEC = {"mp3": ["-c:a", "libmp3lame", "-b:a", "64k"], "flac": ["-c:a", "flac"]}
+
+
+def _seeds(v: dict[str, Any], n: int) -> list[int]:
+    given: list[int] = []
+    if not v.get("param_8"):
+        for part in str(v.get("param_9") or "").split(","):
+            try:
+                given.append(int(part.strip()))
+            except ValueError:
+                continue
+    given = [s if s >= 0 else random.randrange(2**31) for s in given]
+    return (given + [random.randrange(2**31) for _ in range(n)])[:n]
+
+
+def pitch(caption: str, seed: int, lora_fp: str, scale: float) -> float:
+    h = int(hashlib.sha256(f"{caption}|{seed}".encode()).hexdigest()[:8], 16)
+    semis = h % 24 + (int(lora_fp[:4], 16) % 12 + 1) * scale if lora_fp else h % 24
+    return round(220.0 * 2 ** (semis / 12.0), 2)
+
+
+def synth(path: Path, *, seconds: float, freq: float, fmt: str) -> None:
+    ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
+    tmp = path.with_name(f".{path.stem}.part.{fmt}")
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+           f"sine=frequency={freq}:sample_rate=48000:duration={seconds}", "-ac", "2",
+           *FFMPEG_CODEC[fmt], "-metadata", "comment=acewatchd ACE-Step SIMULATOR tone",
+           str(tmp)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    tmp.replace(path)
+
+
+def _metadata(v: dict[str, Any], seed: int, duration: float, freq: float,
+              ctx: SimContext) -> dict[str, Any]:
+    return {"task_type": v.get("param_19"), "instruction": v.get("param_17"),
+            "caption": v.get("param_0"), "lyrics": v.get("param_1"),
+            "vocal_language": v.get("param_5"), "bpm": v.get("param_2"),
+            "keyscale": v.get("param_3"), "timesignature": v.get("param_4"),
+            "duration": duration, "inference_steps": v.get("param_6"),
+            "guidance_scale": v.get("param_7"), "shift": v.get("param_23"),
+            "infer_method": v.get("param_24"), "thinking": v.get("param_28"),
+            "seed": seed, "audio_codes": "",
+            "simulator": {"note": "acewatchd ACE-Step SIMULATOR output (synthesised tone)",
+                          "freq_hz": freq, "lora_path": ctx.lora.path if ctx.lora.use else None,
+                          "lora_scale": ctx.lora.scale}}
+
+
+def _one(ctx: SimContext, v: dict[str, Any], seed: int, fmt: str) -> tuple[Path, Path]:
+    duration = float(v.get("param_11") or -1)
+    duration = 10.0 if duration <= 0 else min(max(duration, 10.0), 600.0)
+    with ctx.lock:
+        fp, scale = (ctx.lora.fingerprint, ctx.lora.scale) if ctx.lora.use else ("", 0.0)
+    freq = pitch(str(v.get("param_0") or ""), seed, fp, scale)
+    meta = _metadata(v, seed, duration, freq, ctx)
+    key = str(uuid.UUID(hashlib.sha256(json.dumps(meta, sort_keys=True, default=str)
+                                       .encode()).hexdigest()[:32]))
+    folder = ctx.root / "gradio_outputs" / f"batch_{int(time.time())}"
+    folder.mkdir(parents=True, exist_ok=True)
+    audio = folder / f"{key}.{fmt}"
+    synth(audio, seconds=duration, freq=freq, fmt=fmt)
+    side = folder / f"{key}.json"
+    atomic_write_text(side, json.dumps(meta, indent=2, ensure_ascii=False))
+    return audio, side
+
+
+def generation_wrapper(ctx: SimContext, v: dict[str, Any], _state: Any) -> tuple[Any, ...]:
+    fmt = str(v.get("param_26") or "mp3")
+    n = int(v.get("param_12") or 1)
+    if fmt not in FFMPEG_CODEC:
+        return _answer([], [], f"❌ Error: unsupported audio format {fmt}", "")
+    if not 1 <= n <= SLOTS:
+        return _answer([], [], f"❌ Error: batch size {n} out of range 1-{SLOTS}", "")
+    seeds = _seeds(v, n)
+    ctx.delay(GEN_SECONDS * n)
+    made = [_one(ctx, v, s, fmt) for s in seeds]
+    logger.info("SIMULATOR generated %d file(s) in %s", n, made[0][0].parent)
+    return _answer([a for a, _ in made], [p for pair in made for p in pair],
+                   "Generation Complete", ",".join(map(str, seeds)))
+
+
+def _answer(audio: list[Path], files: list[Path], status: str, seeds: str) -> tuple[Any, ...]:
+    slots: list[Any] = [str(a) for a in audio] + [None] * (SLOTS - len(audio))
+    info = f"**SIMULATOR** generated {len(audio)} sample(s) (synthesised tones, not music)"
+    batch = "Batch 1/1" if audio else ""
+    return (*slots, [str(f) for f in files] or None, info, status, seeds,
+            *([""] * 8), *([""] * 8), *([""] * 8), batch, "")
