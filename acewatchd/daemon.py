@@ -217,7 +217,11 @@ def _install_signals(daemon: Daemon) -> None:
     def on_hup(signum: int, frame: object) -> None:
         daemon.reloader.force = True
 
+    def on_usr1(signum: int, frame: object) -> None:
+        daemon._rescan_reason = "SIGUSR1"  # `kill -USR1 <pid>`: rescan now
+
     signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGUSR1, on_usr1)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
 
