@@ -1,0 +1,370 @@
+"""When the nightly run happens: pure time logic plus the "scheduler" daemon component.
+
+Time logic is plain functions over aware datetimes (tests pass any "now"; nothing waits for
+1 a.m.). A schedule's *window* runs from a cron fire time to the next ``window_end`` wall time
+after it, in the schedule's zone; training is stopped at the window's end and resumed the next
+night.
+
+Datasets that share an effective schedule (cron, timezone, window_end, catch_up) share one
+APScheduler job, so per-dataset overrides just make more groups. The job only *enqueues* a fire
+on the component's single worker thread: datasets run one after another, and the worker (not
+APScheduler) decides, from the ledger's run history, whether a fire time already ran. That same
+check makes catch-up safe: a start missed while the Mac slept or the daemon was down runs once
+if now is still inside its window, never twice, never after the window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from acewatchd.config import DATASET_NAME, Config, Schedule
+from acewatchd.cronexpr import parse_cron
+from acewatchd.runtime import DaemonContext
+
+logger = logging.getLogger(__name__)
+
+# A fire delayed a little (busy machine) still runs through APScheduler; anything later (the Mac
+# slept, the daemon was down) is left to the ledger-based catch-up, which knows the window.
+MISFIRE_GRACE_SECONDS = 300
+NEXT_KV = "schedule.next"
+# The longest possible window is just under a day; one extra hour covers a DST shift.
+_LOOKBACK = timedelta(hours=25)
+
+
+def zone_of(sched: Schedule) -> tzinfo:
+    """The schedule's zone: the configured IANA name, else this machine's zone."""
+    if sched.timezone:
+        return ZoneInfo(sched.timezone)
+    import tzlocal
+
+    return tzlocal.get_localzone()
+
+
+def trigger_for(sched: Schedule) -> CronTrigger:
+    return CronTrigger(**parse_cron(sched.cron), timezone=zone_of(sched))
+
+
+def next_fire(sched: Schedule, after: datetime) -> datetime | None:
+    """The first fire time at or after ``after`` (aware datetime), in the schedule's zone."""
+    return trigger_for(sched).get_next_fire_time(None, after.astimezone(zone_of(sched)))
+
+
+def previous_fire(sched: Schedule, now: datetime) -> datetime | None:
+    """The latest fire time at or before ``now`` within the last day (older ones have no
+    window left), or None."""
+    trigger = trigger_for(sched)
+    found: datetime | None = None
+    cursor = trigger.get_next_fire_time(None, (now - _LOOKBACK).astimezone(zone_of(sched)))
+    while cursor is not None and cursor <= now:
+        found = cursor
+        cursor = trigger.get_next_fire_time(cursor, cursor + timedelta(microseconds=1))
+    return found
+
+
+def window_end_for(sched: Schedule, fire: datetime) -> datetime:
+    """The first ``window_end`` wall time strictly after ``fire``, in the schedule's zone."""
+    zone = zone_of(sched)
+    local = fire.astimezone(zone)
+    hour, minute = (int(x) for x in sched.window_end.split(":"))
+    for days in (0, 1, 2):
+        day = local.date() + timedelta(days=days)
+        # Built from the wall date (not by adding 24 h) so a DST night keeps its wall time.
+        end = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+        if end > local:
+            return end
+    raise AssertionError("unreachable: a window_end exists within two days")
+
+
+def inside_window(sched: Schedule, fire: datetime, now: datetime) -> bool:
+    return fire <= now < window_end_for(sched, fire)
+
+
+def should_catch_up(sched: Schedule, now: datetime, already_ran: Callable[[datetime], bool]
+                    ) -> datetime | None:
+    """The fire time to run now, or None: the latest fire is inside its window, catch-up is
+    on, and the ledger has no run for it yet."""
+    if not (sched.enabled and sched.catch_up):
+        return None
+    fire = previous_fire(sched, now)
+    if fire is None or not inside_window(sched, fire, now) or already_ran(fire):
+        return None
+    return fire
+
+
+# --------------------------------------------------------------------------- groups
+
+
+@dataclass(frozen=True)
+class Group:
+    """Datasets sharing one effective schedule (one APScheduler job)."""
+
+    key: str
+    schedule: Schedule
+    datasets: tuple[str, ...]
+
+
+def group_key(sched: Schedule) -> str:
+    raw = f"{sched.cron}|{sched.timezone}|{sched.window_end}|{sched.catch_up}"
+    return "nightly-" + hashlib.sha1(raw.encode()).hexdigest()[:10]
+
+
+def present_datasets(cfg: Config) -> list[str]:
+    """Enabled dataset folders in drop/ (config tables without a folder have nothing to train)."""
+    drop = Path(cfg.paths.drop)
+    try:
+        entries = sorted(p for p in drop.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
+    return [p.name for p in entries if DATASET_NAME.match(p.name) and cfg.dataset(p.name).enabled]
+
+
+def schedule_groups(cfg: Config, datasets: list[str] | None = None) -> list[Group]:
+    """One group per distinct enabled schedule; the default one always exists so a new
+    folder dropped between config edits is picked up at the next fire."""
+    names = present_datasets(cfg) if datasets is None else datasets
+    by_key: dict[str, tuple[Schedule, list[str]]] = {}
+    if cfg.schedule.enabled:
+        by_key[group_key(cfg.schedule)] = (cfg.schedule, [])
+    for name in names:
+        sched = cfg.schedule_for(name)
+        if sched.enabled:
+            by_key.setdefault(group_key(sched), (sched, []))[1].append(name)
+    return [Group(k, s, tuple(d)) for k, (s, d) in sorted(by_key.items())]
+
+
+def group_datasets(cfg: Config, key: str) -> list[str]:
+    """The group's datasets as of *now* (folders may have appeared since the job was built)."""
+    return [n for n in present_datasets(cfg)
+            if cfg.schedule_for(n).enabled and group_key(cfg.schedule_for(n)) == key]
+
+
+def next_runs(cfg: Config, now: datetime) -> dict[str, str | None]:
+    """{dataset: ISO time of its next start} for `acewatchd status` (None = not scheduled)."""
+    out: dict[str, str | None] = {}
+    for name in present_datasets(cfg):
+        sched = cfg.schedule_for(name)
+        nxt = next_fire(sched, now) if sched.enabled else None
+        out[name] = nxt.isoformat() if nxt else None
+    return out
+
+
+class WakeDetector:
+    """A wall-clock jump against the monotonic clock means the machine slept (or the clock
+    was set). ``check()`` is the pure step; ``run()`` loops it on a thread."""
+
+    def __init__(self, clock: object, on_wake: Callable[[float], None],
+                 threshold: float = 60.0, interval: float = 5.0) -> None:
+        self.clock = clock
+        self.on_wake = on_wake
+        self.threshold = threshold
+        self.interval = interval
+        self._wall = clock.time()  # type: ignore[attr-defined]
+        self._mono = clock.monotonic()  # type: ignore[attr-defined]
+
+    def check(self) -> float:
+        """Return the jump in seconds (0 when none) and call on_wake on a jump."""
+        wall, mono = self.clock.time(), self.clock.monotonic()  # type: ignore[attr-defined]
+        jump = (wall - self._wall) - (mono - self._mono)
+        self._wall, self._mono = wall, mono
+        if abs(jump) < self.threshold:
+            return 0.0
+        self.on_wake(jump)
+        return jump
+
+    def run(self, stop: threading.Event) -> None:
+        while not self.clock.sleep(self.interval, stop):  # type: ignore[attr-defined]
+            self.check()
+
+
+# --------------------------------------------------------------------------- the component
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class SchedulerComponent:
+    """Component "scheduler": APScheduler jobs from config, one worker thread running the
+    nightly work, a wake detector. See the module docstring for the rules."""
+
+    name = "scheduler"
+
+    def __init__(self, ctx: DaemonContext, server: object = None, *, env: object = None,
+                 wake_interval: float = 5.0, wake_threshold: float = 60.0) -> None:
+        from acewatchd.nightly import NightlyEnv
+
+        self.ctx = ctx
+        self.env = env or NightlyEnv.default(ctx.ledger, ctx.config, clock=ctx.clock,
+                                             server=server)
+        self.env.stop = self._stop = threading.Event()  # type: ignore[attr-defined]
+        self._queue: queue.Queue[tuple[str, float, str]] = queue.Queue()
+        self._claimed: set[tuple[str, float]] = set()
+        self._lock = threading.Lock()
+        self._sched: BackgroundScheduler | None = None
+        self._threads: list[threading.Thread] = []
+        self.wake = WakeDetector(ctx.clock, self._on_wake, wake_threshold, wake_interval)
+        self.running_fire: tuple[str, float] | None = None
+
+    # -- Component protocol
+    def start(self) -> None:
+        cfg = self.ctx.config()
+        self._mark_stale()
+        self._sched = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(1)}, timezone=zone_of(cfg.schedule),
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": MISFIRE_GRACE_SECONDS})
+        self._sched.start()
+        self._rebuild(cfg)
+        for target, name in ((self._work, "nightly-worker"), (self._watch, "wake-detector")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.catch_up("start")
+
+    def apply_config(self, cfg: Config) -> None:
+        self._rebuild(cfg)
+        self.catch_up("config")
+
+    def stop(self, deadline: float) -> None:
+        self._stop.set()
+        with self._lock:
+            sched, self._sched = self._sched, None
+        if sched is not None and sched.running:
+            sched.shutdown(wait=False)
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic() - 0.2))
+        if any(t.is_alive() for t in self._threads):
+            logger.warning("scheduler threads still busy at the shutdown deadline")
+
+    # -- jobs
+    def _rebuild(self, cfg: Config) -> None:
+        """Replace every job with the config's groups (the memory store is never trusted)."""
+        with self._lock:
+            if self._sched is None:
+                return
+            self._sched.remove_all_jobs()
+            for group in schedule_groups(cfg):
+                self._sched.add_job(self._fire, trigger_for(group.schedule), id=group.key,
+                                    args=[group.key], name=f"nightly {group.schedule.cron}")
+        self.publish_next(cfg)
+
+    def publish_next(self, cfg: Config | None = None) -> dict[str, str | None]:
+        nxt = next_runs(cfg or self.ctx.config(), _utc(self.ctx.clock.time()))
+        self.ctx.ledger.set_kv(NEXT_KV, json.dumps(nxt, sort_keys=True))
+        return nxt
+
+    def next_run_times(self) -> dict[str, datetime | None]:
+        """{job id: APScheduler's next run time} (for tests and status)."""
+        jobs = self._sched.get_jobs() if self._sched else []
+        return {job.id: job.next_run_time for job in jobs}
+
+    def _group(self, cfg: Config, key: str) -> Group | None:
+        return next((g for g in schedule_groups(cfg) if g.key == key), None)
+
+    def _fire(self, key: str) -> None:
+        """APScheduler's job: hand the fire time to the worker (never blocks the scheduler)."""
+        group = self._group(self.ctx.config(), key)
+        fire = previous_fire(group.schedule, _utc(self.ctx.clock.time())) if group else None
+        if group and fire:
+            self.enqueue(key, fire.timestamp(), "cron")
+
+    def enqueue(self, key: str, fire_ts: float, reason: str) -> bool:
+        with self._lock:
+            if (key, fire_ts) in self._claimed:
+                return False
+            self._claimed.add((key, fire_ts))
+        logger.info("nightly run %s for %s queued (%s)", key, _utc(fire_ts).isoformat(), reason)
+        self._queue.put((key, fire_ts, reason))
+        return True
+
+    def catch_up(self, reason: str) -> list[str]:
+        """Queue each group whose latest start was missed and whose window is still open."""
+        from acewatchd.nightly import already_ran
+
+        cfg, queued = self.ctx.config(), []
+        now = _utc(self.ctx.clock.time())
+        for group in schedule_groups(cfg):
+            names = group_datasets(cfg, group.key)
+
+            def ran(fire: datetime, names: list[str] = names) -> bool:
+                return all(already_ran(self.ctx.ledger, n, fire.timestamp()) for n in names)
+
+            fire = should_catch_up(group.schedule, now, ran)
+            if fire and names and self.enqueue(group.key, fire.timestamp(), reason):
+                queued.append(group.key)
+        return queued
+
+    # -- threads
+    def _work(self) -> None:
+        while not self._stop.is_set() and not self.ctx.stop.is_set():
+            try:
+                key, fire_ts, reason = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._run_fire(key, fire_ts)
+            except Exception:  # the worker must survive one bad night
+                logger.exception("nightly run %s failed", key)
+
+    def _run_fire(self, key: str, fire_ts: float) -> None:
+        from acewatchd.nightly import run_nightly
+
+        cfg = self.ctx.config()
+        group = self._group(cfg, key)
+        if group is None:
+            logger.info("schedule %s no longer in config.toml; dropping its run", key)
+            return
+        end = window_end_for(group.schedule, _utc(fire_ts)).timestamp()
+        if self.ctx.clock.time() >= end:
+            logger.info("the window of %s ended before it could start; next night", key)
+            return
+        self.running_fire = (key, fire_ts)
+        try:
+            run_nightly(self.ctx.config, self.env, group_datasets(cfg, key),  # type: ignore
+                        scheduled_for=fire_ts, window_end=end)
+        finally:
+            self.running_fire = None
+            self._after_night()
+
+    def _after_night(self) -> None:
+        server = getattr(self.env, "server", None)
+        if server is not None and getattr(server, "managed", False) and not self._stop.is_set():
+            server.stop()  # free the Mac's memory by day
+        self.publish_next()
+
+    def _watch(self) -> None:
+        self.wake.run(self._stop)
+
+    def _on_wake(self, jump: float) -> None:
+        logger.info("clock jumped %.0fs against the monotonic clock: woke from sleep", jump)
+        self.ctx.request_rescan("wake")
+        if self._sched is not None:
+            self._sched.wakeup()  # its wait was on the monotonic clock, which slept too
+        self.catch_up("wake")
+        self.publish_next()
+
+    def _mark_stale(self) -> None:
+        """Only the daemon writes 'nightly' rows: a 'running' one is from a process that died."""
+        with self.ctx.ledger.tx() as conn:
+            conn.execute("UPDATE runs SET outcome='interrupted', message='the daemon ended"
+                         " mid-run' WHERE job='nightly' AND outcome='running'")
+
+
+def create_component(ctx: DaemonContext, server: object = None) -> SchedulerComponent:
+    return SchedulerComponent(ctx, server)

@@ -1,0 +1,94 @@
+"""Helpers for the schedule/train/nightly tests (no tests here).
+
+``StepClock`` is an injected clock whose wall time the test sets (jump it to simulate sleep or
+reaching window_end) while its ``sleep`` really waits a little, so threads that poll it do not
+spin. ``FakeClient`` is an in-memory ACE-Step session for the fast unit tests; the simulator
+tests use the real client.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acewatchd.config import Config, parse_config
+
+
+class StepClock:
+    def __init__(self, wall: float) -> None:
+        self._offset = wall - time.time()
+        self._mono_offset = 0.0
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return time.time() + self._offset
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self._mono_offset
+
+    def set_wall(self, wall: float) -> None:
+        """Jump the wall clock only (what sleep/wake looks like)."""
+        self._offset = wall - time.time()
+
+    def advance(self, seconds: float) -> None:
+        """Both clocks move (time really passed while awake)."""
+        self._offset += seconds
+        self._mono_offset += seconds
+
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        self.sleeps.append(seconds)
+        real = min(seconds, 0.02)
+        if stop is None:
+            time.sleep(real)
+            return False
+        return stop.wait(real)
+
+
+def make_config(home: Path, extra: str = "", *, acestep_root: Path | None = None) -> Config:
+    root = acestep_root or (home / "acestep")
+    text = f'[acestep]\nroot = "{root}"\nurl = "http://127.0.0.1:9"\n' + extra
+    (home / "drop").mkdir(parents=True, exist_ok=True)
+    return parse_config(text, home / "config.toml")
+
+
+@dataclass
+class Prepared:
+    tensor_dir: str
+    tensor_dir_rel: str
+    content_hash: str
+    samples_ok: int
+
+
+@dataclass
+class FakeStages:
+    """prepare/content-hash/render stand-ins: the hash is whatever the test sets."""
+
+    hashes: dict[str, str] = field(default_factory=dict)
+    songs: int = 3
+    prepared: list[str] = field(default_factory=list)
+    rendered: list[tuple[str, int | None]] = field(default_factory=list)
+    fail_prepare: set[str] = field(default_factory=set)
+
+    def content_hash(self, cfg: Config, ledger: Any, dataset: str) -> str:
+        return self.hashes.get(dataset, "h0" * 8)
+
+    def prepare(self, cfg: Config, ledger: Any, dataset: str) -> Prepared:
+        if dataset in self.fail_prepare:
+            raise RuntimeError(f"prepare exploded for {dataset}")
+        self.prepared.append(dataset)
+        rel = f"./datasets/acewatchd/{dataset}/tensors"
+        return Prepared(str(cfg.acestep.root / rel), rel, self.content_hash(cfg, ledger, dataset),
+                        self.songs)
+
+    def render(self, cfg: Config, ledger: Any, dataset: str, *, run_id: int | None = None,
+               checkpoint: str | None = None, server: Any = None) -> Path:
+        self.rendered.append((dataset, run_id))
+        return cfg.paths.outbox / dataset / "run"
+
+    def hooks(self) -> Any:
+        from acewatchd.nightly import Hooks
+
+        return Hooks(self.content_hash, self.prepare, self.render)
