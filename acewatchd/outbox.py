@@ -196,16 +196,20 @@ def _facts_html(m: dict[str, Any]) -> str:
     if run.get("epochs_total") and lora.get("checkpoint") != "final":
         epoch += f" of {run['epochs_total']}"
     loss = run.get("final_loss")
-    render_time = f"{m['generation_seconds']:.0f} s · {m['generation_calls']} calls"
+    secs = m["generation_seconds"]
+    render_time = f"{secs:.0f} s" if secs >= 1 else "under 1 s"
+    render_time += f" · {m['generation_calls']} call{'s' * (m['generation_calls'] != 1)}"
     facts = [("Epoch", epoch, ""),
              ("Final loss", f"{loss:.4f}" if loss is not None else "—", ""),
              ("LoRA scale", f"{lora['scale']:g}", ""),
              ("Steps · guidance", f"{settings['steps']} · {settings['guidance']:g}", ""),
              ("Render time", render_time, ""),
              ("ACE-Step", m["acestep"].get("version") or "version unknown", "small"),
-             ("Adapter", lora["path"], "small")]
-    return "\n".join(f'    <div><dt>{_e(k)}</dt><dd class="{cls}">{_e(v)}</dd></div>'
-                     for k, v, cls in facts)
+             ("Adapter", lora["path"], "small wide")]
+    return "\n".join(
+        f'    <div class="{"wide" if "wide" in cls else ""}"><dt>{_e(k)}</dt>'
+        f'<dd class="{cls.replace("wide", "").strip()}">{_e(v)}</dd></div>'
+        for k, v, cls in facts)
 
 
 def _clip_html(clip: dict[str, Any], m: dict[str, Any]) -> str:
