@@ -28,7 +28,7 @@ from acewatchd import outbox
 from acewatchd.config import Config, Dataset, Prompt, Render
 from acewatchd.errors import AcewatchdError
 from acewatchd.ledger import Ledger
-from acewatchd.notify import Notifier, NullNotifier
+from acewatchd.notify import Notifier, build_notifier
 from acewatchd.render_lora import LoraChoice, choose_adapter, find_training_run
 
 logger = logging.getLogger(__name__)
@@ -161,10 +161,11 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
                client_factory: ClientFactory = default_client) -> Path:
     """Render the samples of a training run (default: the latest finished one) into the
     outbox and return the run folder. Raises (after notifying) when anything fails; no
-    partial run folder is ever left in the outbox."""
+    partial run folder is ever left in the outbox. The caller decides whether rendering is
+    wanted (``cfg.render_for(dataset).enabled``); the notifier defaults to the configured one."""
     from acewatchd import render_files as rf
 
-    notifier = notifier or NullNotifier()
+    notifier = notifier if notifier is not None else build_notifier(cfg)
     render_id = rf.start_record(ledger, dataset)
     try:
         train = find_training_run(cfg, ledger, dataset, run_id)
@@ -229,7 +230,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     """`acewatchd render <dataset> [--checkpoint N|folder]`."""
     from acewatchd.config import load_config
     from acewatchd.log import setup_logging
-    from acewatchd.notify import build_notifier
+    from acewatchd.train import JobLock
 
     cfg = load_config(args.config)
     setup_logging(cfg.paths.logs, cfg.logging.level, console=True)
@@ -237,8 +238,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         logger.warning("acestep.manage_server is on, but `acewatchd render` does not restart "
                        "the server; if it trained since its last start, restart it first")
     ledger = Ledger(cfg.paths.state)
-    folder = render_run(cfg, ledger, args.dataset, checkpoint=args.checkpoint,
-                        notifier=build_notifier(cfg))
+    # The training job lock: never load a LoRA while ACE-Step trains (its decoder is wrapped).
+    with JobLock(cfg.paths.state):
+        folder = render_run(cfg, ledger, args.dataset, checkpoint=args.checkpoint,
+                            notifier=build_notifier(cfg))
     print(f"samples: {folder / 'index.html'}")
     return 0
 
