@@ -59,16 +59,20 @@ class Daemon:
     # ---- lifecycle
 
     def run(self) -> int:
-        self.cfg.paths.drop.mkdir(parents=True, exist_ok=True)
-        self.watcher.start()
+        self.open()
         try:
-            self._start_components()
-            logger.info("daemon started", extra={"home": str(self.cfg.home)})
             while not self.stop.is_set():
                 self.step()
         finally:
-            self._shutdown()
+            self.close()
         return 0
+
+    def open(self) -> None:
+        """Start watching and the components (tests drive ``step()`` themselves)."""
+        self.cfg.paths.drop.mkdir(parents=True, exist_ok=True)
+        self.watcher.start()
+        self._start_components()
+        logger.info("daemon started", extra={"home": str(self.cfg.home)})
 
     def _start_components(self) -> None:
         from acewatchd.components import build_components
@@ -81,7 +85,7 @@ class Daemon:
                 logger.exception("component failed to start", extra={"component": comp.name})
                 self.ledger.record_event("error", f"{comp.name} failed to start: {exc}")
 
-    def _shutdown(self) -> None:
+    def close(self) -> None:
         deadline = time.monotonic() + SHUTDOWN_SECONDS
         self.stop.set()
         for comp in reversed(self.components):

@@ -29,6 +29,9 @@ _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
 class AudioInfo:
     duration: float
     format: str
+    # Share of the audio the header promises that the file actually holds (1.0 if unknown):
+    # an MP3 cut short keeps its Xing/Info header, so mutagen still reports the full length.
+    present: float = 1.0
     title: str = ""
     artist: str = ""
     album: str = ""
@@ -63,7 +66,17 @@ def read_audio(path: Path) -> AudioInfo:
     duration = float(getattr(audio.info, "length", 0.0) or 0.0)
     tags = audio.tags
     values = {name: _clean(_lookup(tags, spellings)) for name, spellings in _FIELDS.items()}
-    return AudioInfo(duration=duration, format=type(audio).__name__, **values)
+    return AudioInfo(duration=duration, format=type(audio).__name__,
+                     present=_present(path, audio.info, duration), **values)
+
+
+def _present(path: Path, info: Any, duration: float) -> float:
+    bitrate = getattr(info, "bitrate", 0) or 0
+    offset = getattr(info, "frame_offset", None)  # MPEG only: where the audio frames start
+    if offset is None or bitrate <= 0 or duration <= 0:
+        return 1.0
+    promised = duration * bitrate / 8
+    return max(0.0, (path.stat().st_size - offset) / promised)
 
 
 def _lookup(tags: Any, spellings: tuple[tuple[str, ...], ...]) -> str:

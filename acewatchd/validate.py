@@ -69,6 +69,9 @@ def validate(path: Path, watch: Watch) -> Verdict:
 
 
 def _check_duration(info: AudioInfo, watch: Watch) -> Verdict:
+    if info.present < 0.9:
+        return Verdict(None, f"it looks truncated: its header promises {info.duration:.1f} s "
+                             f"but the file holds only about {info.duration * info.present:.1f} s")
     if info.duration <= 0:
         return Verdict(None, "mutagen found no playable audio in it (duration 0 s).")
     if info.duration < watch.min_duration_seconds:
