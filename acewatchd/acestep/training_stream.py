@@ -92,7 +92,8 @@ def follow_training(job: Any, *, idle_timeout: float,
     seen = 0
     quiet_since = time.monotonic()
     while True:
-        outputs = job.outputs()
+        # job.outputs() is gradio_client's live list: snapshot it, feed only what we counted.
+        outputs = list(job.outputs())
         for item in outputs[seen:]:
             follower.feed(item)
         if len(outputs) > seen:
@@ -103,7 +104,12 @@ def follow_training(job: Any, *, idle_timeout: float,
             job.cancel()
             raise ServerUnavailable(f"training stream silent for {idle_timeout:.0f}s")
         time.sleep(POLL_SECONDS)
-    job.result(timeout=0)  # re-raises the job's exception (AppError, network) if any
+    # Re-raises the job's exception (AppError, network) if any; the final value may only
+    # arrive with the "completed" message, not as a streamed item.
+    final = job.result(timeout=0)
+    outputs = job.outputs()
+    if final is not None and (not outputs or final != outputs[-1]):
+        follower.feed(final)
     outcome = follower.outcome()
     if outcome is None:
         raise ServerUnavailable("training stream ended without a final status (connection"

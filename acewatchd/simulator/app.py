@@ -66,12 +66,15 @@ def build(ctx: SimContext, alterations: list[str]) -> Any:
     with gr.Blocks(title="ACE-Step SIMULATOR (acewatchd test double)") as demo:
         gr.Markdown("# ACE-Step SIMULATOR\nacewatchd's test double: not ACE-Step, no models; "
                     "audio is synthesised tones.")
+        training_state = gr.State(value={})  # one per session, shared like ACE-Step's
+        shared = {"/load_training_dataset", "/training_wrapper", "/stop_training"}
+        handlers["/training_wrapper"] = training.training_wrapper
         for api, impl in handlers.items():
             alter = Alter(dropped.get(api, set()), renamed.get(api, {}), added.get(api, []))
-            wire(api, _guard(ctx, api, impl), alter)
-        api = "/training_wrapper"
-        alter = Alter(dropped.get(api, set()), renamed.get(api, {}), added.get(api, []))
-        wire(api, _guard_stream(ctx, api, training.training_wrapper), alter, stream=True)
+            stream = api == "/training_wrapper"
+            guard = _guard_stream if stream else _guard
+            wire(api, guard(ctx, api, impl), alter, stream=stream,
+                 state=training_state if api in shared else None)
     return demo
 
 

@@ -80,8 +80,12 @@ def _signature(names: list[str]) -> inspect.Signature:
                               for n in names])
 
 
-def wire(api: str, impl: Callable[..., Any], alter: Alter, *, stream: bool = False) -> None:
+def wire(api: str, impl: Callable[..., Any], alter: Alter, *, stream: bool = False,
+         state: Any = None) -> None:
     """Register ``impl(values: dict, state)`` as event ``api`` inside the current Blocks.
+
+    ``state`` is the session's gr.State for endpoints that have a hidden one; endpoints that
+    share a State in ACE-Step (training, stop, dataset) must be given the same component.
 
     ``values`` is keyed by the snapshot's parameter names whatever the served names are
     (dropped parameters get the snapshot default, so the handler never sees the alteration).
@@ -95,7 +99,8 @@ def wire(api: str, impl: Callable[..., Any], alter: Alter, *, stream: bool = Fal
         inputs.append(gr.Textbox(label=extra, value=None))
         names.append(extra)
         canon.append(extra)
-    state = gr.State(value={}) if api in STATE_INPUTS else None
+    if api in STATE_INPUTS and state is None:
+        state = gr.State(value={})
     if state is not None:
         pos = min(STATE_INPUTS[api], len(inputs))
         inputs.insert(pos, state)

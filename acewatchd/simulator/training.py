@@ -112,7 +112,7 @@ def _checks(ctx: SimContext, v: dict[str, Any]) -> tuple[str, Path, Path, list[P
     return "", tdir, od, files
 
 
-def _resume_epoch(ctx: SimContext, rc: str, run: _Run) -> Iterator[Any]:
+def _resume_epoch(ctx: SimContext, rc: str, run: _Run, state: dict[str, Any]) -> Iterator[Any]:
     if not rc:
         return 0
     try:
@@ -122,10 +122,10 @@ def _resume_epoch(ctx: SimContext, rc: str, run: _Run) -> Iterator[Any]:
         return 0
     state_file = folder / "training_state.json"
     if not state_file.is_file():
-        yield run.say(f"⚠️ Checkpoint path not found: {rc}, starting fresh")
+        yield (*run.say(f"⚠️ Checkpoint path not found: {rc}, starting fresh"), state)
         return 0
     saved = json.loads(state_file.read_text(encoding="utf-8"))
-    yield run.say(f"🔄 Resumed from {rc} (epoch {saved['epoch']})")
+    yield (*run.say(f"🔄 Resumed from {rc} (epoch {saved['epoch']})"), state)
     return int(saved["epoch"])
 
 
@@ -138,7 +138,7 @@ def training_wrapper(ctx: SimContext, v: dict[str, Any], state: dict[str, Any]) 
     state.update(is_training=True, should_stop=False)
     try:
         yield (*run.say(f"📂 Loaded {len(files)} samples [SIMULATOR]"), state)
-        start = yield from _resume_epoch(ctx, str(v["rc"] or ""), run)
+        start = yield from _resume_epoch(ctx, str(v["rc"] or ""), run, state)
         yield (*run.say("🚀 Starting training (device=cpu, precision=32-true) [SIMULATOR]"), state)
         yield from _epochs(run, state, start)
     finally:

@@ -1,0 +1,149 @@
+"""The client end to end against the real simulator: train, stop from the same session,
+resume, export, load the LoRA, generate, unload; and the error paths."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acewatchd.acestep.client import AceStepClient, GenerationRequest
+from acewatchd.acestep.errors import JobFailed
+from acewatchd.acestep.progress import TrainingProgress
+from acewatchd.simulator.harness import SimHandle, running_simulator
+
+OD = "./lora_output/acewatchd/demo/run1"
+TENSORS = "./datasets/acewatchd/demo/tensors"
+TRAIN = dict(tensor_dir=TENSORS, output_dir=OD, rank=8, alpha=16, dropout=0.1,
+             learning_rate=3e-4, batch_size=1, grad_accum=1, save_every=50, shift=3.0, seed=7)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
+    root = tmp_path_factory.mktemp("ace")
+    tensors = root / TENSORS
+    tensors.mkdir(parents=True)
+    for i in range(3):  # the simulator only counts them
+        (tensors / f"song{i}.pt").write_bytes(b"SIMULATOR placeholder")
+    with running_simulator(root, speed=40.0) as handle:
+        yield handle
+
+
+@pytest.fixture()
+def client(sim: SimHandle, tmp_path: Path) -> Iterator[AceStepClient]:
+    with AceStepClient(sim.url, timeout=60, retries=1, backoff=0.1,
+                       download_dir=tmp_path / "dl") as c:
+        yield c
+
+
+def test_load_training_dataset_counts_tensors(client: AceStepClient) -> None:
+    assert "3 tensor files" in client.load_training_dataset(TENSORS)
+
+
+def test_unsafe_tensor_dir_is_rejected_with_acestep_text(client: AceStepClient) -> None:
+    with pytest.raises(JobFailed, match="Rejected unsafe tensor directory path: ../outside"):
+        client.load_training_dataset("../outside")
+    outcome = client.train(**{**TRAIN, "tensor_dir": "/etc"}, epochs=100)
+    assert outcome.status == "failed" and "unsafe" in outcome.text
+
+
+def test_train_stop_resume_export_load_generate_unload(sim: SimHandle, client: AceStepClient,
+                                                      tmp_path: Path) -> None:
+    root = sim.root
+    seen: list[TrainingProgress] = []
+
+    def stop_after_first_checkpoint(p: TrainingProgress) -> None:
+        seen.append(p)
+        if p.epoch == 60:
+            assert "Stopping" in client.stop_training()  # same client = same session
+
+    client.load_training_dataset(TENSORS)
+    stopped = client.train(**TRAIN, epochs=400, on_progress=stop_after_first_checkpoint)
+    assert stopped.status == "stopped", stopped.text
+    assert stopped.last is not None and 60 <= stopped.last.epoch < 400  # type: ignore[operator]
+    assert stopped.last.epochs == 400 and stopped.last.eta
+    assert seen[0].epoch == 1 and stopped.loss_points
+    assert (root / OD / "checkpoints/epoch_50/adapter/adapter_config.json").is_file()
+    assert not (root / OD / "final").exists()
+
+    resumed_from: list[int] = []
+    done = client.train(**TRAIN, epochs=100, resume_from=f"{OD}/checkpoints/epoch_50",
+                        on_progress=lambda p: resumed_from.append(p.epoch or 0))
+    assert done.status == "completed", done.text
+    assert resumed_from[0] == 51 and done.last is not None and done.last.epoch == 100
+    final = root / OD / "final/adapter"
+    config = json.loads((final / "adapter_config.json").read_text())
+    assert config["r"] == 8 and config["lora_alpha"] == 16 and config["peft_type"] == "LORA"
+    assert (final / "adapter_model.safetensors").stat().st_size > 100
+    assert list((root / OD / "logs").glob("version_*/*"))
+
+    assert "exported" in client.export_lora("./lora_output/acewatchd/demo/export", OD)
+    assert (root / "lora_output/acewatchd/demo/export/adapter/adapter_config.json").is_file()
+
+    req = GenerationRequest(caption="calm ambient", lyrics="[Instrumental]", seeds=[1, 2],
+                            batch_size=2, duration=10)
+    assert "loaded" in client.load_lora(f"{OD}/final/adapter")
+    client.set_lora_scale(1.0)
+    with_lora = client.generate(req, tmp_path / "with")
+    assert len(with_lora.audio_files) == 2 and with_lora.seeds == ["1", "2"]
+    assert all(p.parent == tmp_path / "with" and p.stat().st_size > 1000
+               for p in with_lora.audio_files)
+    assert all(p.suffix == ".mp3" for p in with_lora.audio_files)
+    meta = with_lora.metadata
+    assert [m["seed"] for m in meta] == [1, 2] and meta[0]["caption"] == "calm ambient"
+    assert meta[0]["simulator"]["lora_path"] == f"{OD}/final/adapter"
+    assert "unloaded" in client.unload_lora()
+    base = client.generate(req, tmp_path / "base")
+    assert base.metadata[0]["simulator"]["lora_path"] is None
+    assert _freqs(base.metadata) != _freqs(with_lora.metadata)
+    assert list((root / "gradio_outputs").glob("batch_*/*.json"))
+
+
+def _freqs(meta: list[dict[str, Any]]) -> list[float]:
+    return [m["simulator"]["freq_hz"] for m in meta]
+
+
+def test_flac_and_seed_dependent_pitch(client: AceStepClient, tmp_path: Path) -> None:
+    req = GenerationRequest(caption="x", lyrics="", seeds=[5], audio_format="flac")
+    a = client.generate(req, tmp_path / "a")
+    b = client.generate(GenerationRequest(caption="x", lyrics="", seeds=[6],
+                                          audio_format="flac"), tmp_path / "b")
+    assert a.audio_files[0].suffix == ".flac"
+    assert a.audio_files[0].read_bytes()[:4] == b"fLaC"
+    assert _freqs(a.metadata) != _freqs(b.metadata)
+
+
+def test_stop_from_another_session_is_refused(sim: SimHandle, client: AceStepClient) -> None:
+    other = AceStepClient(sim.url, retries=0)
+    with other:
+        answers: list[str] = []
+
+        def from_other_session(p: TrainingProgress) -> None:
+            if p.epoch == 5:
+                answers.append(other.stop_training())
+            if p.epoch == 10:
+                client.stop_training()
+
+        out = client.train(**{**TRAIN, "output_dir": "./lora_output/acewatchd/demo/run2"},
+                           epochs=400, on_progress=from_other_session)
+    assert answers == ["⚠️ No training in progress"]
+    assert out.status == "stopped" and out.last is not None and out.last.epoch >= 10
+
+
+def test_bad_lora_paths_fail_with_acestep_messages(sim: SimHandle,
+                                                   client: AceStepClient) -> None:
+    with pytest.raises(JobFailed, match="LoRA path not found"):
+        client.load_lora("./lora_output/missing")
+    (sim.root / "not_an_adapter").mkdir(exist_ok=True)
+    with pytest.raises(JobFailed, match="adapter_config.json not found"):
+        client.load_lora("./not_an_adapter")
+
+
+def test_ints_are_sent_as_ints(client: AceStepClient) -> None:
+    # The simulator fails like ACE-Step's range() on floats; the client must send ints.
+    out = client.train(**{**TRAIN, "output_dir": "./lora_output/acewatchd/demo/run3"},
+                       epochs=100)
+    assert out.status == "completed", out.text
