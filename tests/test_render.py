@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 from test_render_support import (
-    DATASET, PROMPTS_SAME_TEXT, RUN_NAME, FakeClient, FakeServer, add_training_run,
-    sample_mp3, write_config)
+    DATASET,
+    PROMPTS_SAME_TEXT,
+    RUN_NAME,
+    FakeClient,
+    FakeServer,
+    add_training_run,
+    sample_mp3,
+    write_config,
+)
 
 from acewatchd import outbox
 from acewatchd.acestep.errors import JobFailed

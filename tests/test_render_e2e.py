@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from test_outbox_browser import ARTIFACTS, check_run_page
 from test_outbox_cdp import chromium, chromium_path
-from test_render_support import DATASET, PROMPTS_SAME_TEXT, RUN_NAME, add_training_run, \
-    write_config
+from test_render_support import DATASET, PROMPTS_SAME_TEXT, RUN_NAME, add_training_run, write_config
 
 from acewatchd import outbox
 from acewatchd.acestep.errors import JobFailed
@@ -122,3 +121,25 @@ def test_fault_mid_render_leaves_nothing_then_a_retry_succeeds(sim: SimHandle,
     folder = render_run(cfg, ledger, DATASET, notifier=notes)   # the retry: fault was one-shot
     assert len(list(folder.glob("*.mp3"))) == 6 and notes.sent[-1][2] is False
     assert [e.name for e in outbox.list_runs(cfg.paths.outbox)] == [folder.name]
+
+
+def test_cli_render_with_a_checkpoint(sim: SimHandle, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from acewatchd.cli import main
+
+    monkeypatch.setattr("acewatchd.log.setup_logging", lambda *a, **k: None)  # keep pytest's
+    cfg, _ledger = _home(tmp_path, sim, batch_size=3)
+    ckpt = sim.root / "lora_output/acewatchd" / DATASET / RUN_NAME / "checkpoints/epoch_100"
+    write_adapter(ckpt / "adapter", r=8, alpha=16, dropout=0.1, fingerprint="ab" * 32)
+    before = sim.call_counts()
+    assert main(["--config", str(cfg.source), "render", DATASET, "--checkpoint", "100"]) == 0
+    calls = _delta(before, sim.call_counts())
+    assert calls[GEN] == 2 and calls["/unload_lora"] == 1   # 3 same-text prompts, batch 3
+    (run,) = outbox.list_runs(cfg.paths.outbox)
+    assert f"samples: {run.path / 'index.html'}" in capsys.readouterr().out
+    manifest = json.loads((run.path / "samples.json").read_text(encoding="utf-8"))
+    assert manifest["lora"]["checkpoint"] == "epoch_100" and manifest["lora"]["epoch"] == 100
+    assert manifest["lora"]["path"].endswith("checkpoints/epoch_100/adapter")
+    assert main(["--config", str(cfg.source), "render", DATASET, "--checkpoint", "999"]) != 0
+    assert "no checkpoint for epoch 999 (available: 100)" in capsys.readouterr().err

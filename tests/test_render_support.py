@@ -9,7 +9,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from acewatchd.audiogen import make_mp3
 from acewatchd.config import Config, parse_config
@@ -126,7 +126,7 @@ class FakeClient:
     generated: int = 0
     lora_loaded: bool = False
 
-    def __enter__(self) -> FakeClient:
+    def __enter__(self) -> Self:
         self.log.append(("connect", None))
         return self
 
