@@ -146,7 +146,7 @@ class Daemon:
     def _rescan(self, reason: str) -> None:
         self._rescan_reason = None
         self._next_rescan = self.clock.monotonic() + self.cfg.watch.rescan_minutes * 60
-        todo = self.ingestor.scan()
+        todo = self.ingestor.scan(startup=reason in ("start-up", "scan"))
         added = [p for p in todo if p not in self.settler]
         for path in added:
             self.settler.add(path)

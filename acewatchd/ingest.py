@@ -181,12 +181,14 @@ class Ingestor:
 
     # ---- the reconciliation scan
 
-    def scan(self) -> list[Path]:
-        """Walk drop/: files that need work (to be settled), and mark vanished rows gone."""
+    def scan(self, startup: bool = False) -> list[Path]:
+        """Walk drop/: files that need work (to be settled), and mark vanished rows gone.
+        At start-up every temp file of ours is a leftover (we hold the instance lock)."""
         cfg = self.config()
         seen: set[tuple[str, str]] = set()
         todo: list[Path] = []
-        for path in walk_drop(cfg.paths.drop):
+        stale_after = 0.0 if startup else _STALE_TEMP_SECONDS
+        for path in walk_drop(cfg.paths.drop, stale_after):
             key = self.split(path)
             if key is None:
                 continue
@@ -233,7 +235,7 @@ class Ingestor:
                 (dataset, relpath, size, mtime_ns, inode, sha, state, reason, duration, now, now))
 
 
-def walk_drop(drop: Path) -> Iterator[Path]:
+def walk_drop(drop: Path, stale_after: float = _STALE_TEMP_SECONDS) -> Iterator[Path]:
     """Every file under drop/<dataset>/, never entering hidden or symlinked folders; stale temp
     files of ours (left by a kill -9 mid-write) are removed on the way."""
     for root, dirs, files in os.walk(drop, followlinks=False):
@@ -241,14 +243,14 @@ def walk_drop(drop: Path) -> Iterator[Path]:
         for name in files:
             path = Path(root) / name
             if is_own_temp(name):
-                _remove_stale_temp(path)
+                _remove_stale_temp(path, stale_after)
                 continue
             yield path
 
 
-def _remove_stale_temp(path: Path) -> None:
+def _remove_stale_temp(path: Path, stale_after: float) -> None:
     try:
-        if time.time() - os.lstat(path).st_mtime > _STALE_TEMP_SECONDS:
+        if time.time() - os.lstat(path).st_mtime >= stale_after:
             path.unlink()
     except OSError:
         pass
