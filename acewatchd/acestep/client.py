@@ -36,8 +36,9 @@ T = TypeVar("T")
 
 # Errors meaning "the server is not there (now)"; anything else from gradio_client is a bug or
 # an answer. Gradio raises ValueError for an unreachable config/api-info URL.
+# gradio_client cancels a job whose event stream broke (server gone mid-call).
 _NETWORK = (httpx.TransportError, ConnectionError, TimeoutError, OSError,
-            concurrent.futures.TimeoutError)
+            concurrent.futures.TimeoutError, concurrent.futures.CancelledError)
 
 
 def failed_status(text: str) -> bool:
