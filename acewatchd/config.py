@@ -128,6 +128,9 @@ class Prompt:
     language: str = "unknown"
     duration: float = field(default=30.0, metadata=_bounds(10, 600))
     seed: int = 42
+    # Several takes of this prompt, one clip per seed (replaces ``seed``). ACE-Step renders one
+    # caption per call, so takes of one prompt are what [render] batch_size batches together.
+    seeds: list[int] = field(default_factory=list)
     name: str = ""
 
 

@@ -41,6 +41,7 @@ class Clip:
     slug: str
     caption: str
     language: str
+    seed: int
     prompt: Prompt
 
     def settings(self) -> tuple[Any, ...]:
@@ -64,12 +65,18 @@ def fill_tag(caption: str, ds: Dataset) -> str:
 
 
 def build_clips(rcfg: Render, ds: Dataset) -> list[Clip]:
-    clips = []
-    for number, p in enumerate(rcfg.prompts, 1):
+    """One clip per prompt and seed (a prompt's ``seeds`` are takes of it), numbered 1..n."""
+    clips: list[Clip] = []
+    for index, p in enumerate(rcfg.prompts, 1):
         caption = fill_tag(p.caption, ds)
-        name = p.name.strip() or caption[:48] or f"prompt {number}"
-        clips.append(Clip(number, name, outbox.slugify(p.name or caption, f"prompt{number}"),
-                          caption, p.language if p.language != "unknown" else ds.language, p))
+        name = p.name.strip() or caption[:48] or f"prompt {index}"
+        slug = outbox.slugify(p.name or caption, f"prompt{index}")
+        language = p.language if p.language != "unknown" else ds.language
+        takes = p.seeds or [p.seed]
+        for seed in takes:
+            clips.append(Clip(len(clips) + 1, f"{name} · seed {seed}" if len(takes) > 1 else
+                              name, f"{slug}-s{seed}" if len(takes) > 1 else slug, caption,
+                              language, seed, p))
     return clips
 
 
@@ -94,6 +101,7 @@ class RenderJob:
     staging: Path
     results: dict[str, dict[int, dict[str, Any]]]
     seconds: float = 0.0
+    simulated: bool = False  # the answers came from acewatchd's ACE-Step simulator
 
     def run_calls(self, client: Any, variant: str) -> None:
         from acewatchd.render_files import store_call
@@ -107,6 +115,8 @@ class RenderJob:
             result = client.generate(_request(first, call, self.rcfg), self.staging / ".incoming")
             took = time.monotonic() - started
             self.seconds += took
+            self.simulated |= any(isinstance(m, dict) and "simulator" in m
+                                  for m in result.metadata)
             out.update(store_call(call, result, variant, self.staging, self.rcfg, took, index))
 
 
@@ -117,7 +127,7 @@ def _request(first: Clip, call: list[Clip], rcfg: Render) -> Any:
     return GenerationRequest(
         caption=first.caption, lyrics=p.lyrics or "[Instrumental]", bpm=p.bpm, keyscale=p.key,
         time_signature=p.time_signature, language=first.language, duration=p.duration,
-        steps=rcfg.steps, guidance=rcfg.guidance, seeds=[c.prompt.seed for c in call],
+        steps=rcfg.steps, guidance=rcfg.guidance, seeds=[c.seed for c in call],
         batch_size=len(call), audio_format=rcfg.audio_format)
 
 
@@ -183,7 +193,10 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
     summary = rf.summary(manifest)
     rf.finish_record(ledger, render_id, "done", summary, run_name=folder.name, train=train,
                      checkpoint=lora.path)
-    rf.write_outbox_index(cfg, ledger)
+    try:
+        rf.write_outbox_index(cfg, ledger)
+    except OSError as exc:  # the run itself is complete; the next render rewrites the index
+        logger.warning("could not rewrite %s: %s", cfg.paths.outbox / "index.html", exc)
     notifier.notify(f"acewatchd: samples ready · {dataset}", f"{summary} — {folder}")
     return folder
 

@@ -66,7 +66,7 @@ def _match(call: list[Clip], result: Any) -> list[Path | None]:
     for path, meta in zip(files, result.metadata):
         if isinstance(meta, dict) and meta.get("seed") is not None:
             by_seed.setdefault(str(meta["seed"]).strip(), path)
-    matched = [by_seed.pop(str(c.prompt.seed), None) for c in call]
+    matched = [by_seed.pop(str(c.seed), None) for c in call]
     if not any(matched):
         raise AcewatchdError(f"ACE-Step returned {len(files)} clip(s) for {len(call)} seed(s) "
                              "and they cannot be matched to the prompts")
@@ -115,7 +115,9 @@ def build_manifest(job: RenderJob, ledger: Ledger, train: dict[str, Any], lora: 
                          "content_hash": train.get("content_hash")},
         "lora": {"path": lora.path, "checkpoint": lora.checkpoint, "epoch": lora.epoch,
                  "scale": job.rcfg.lora_scale},
-        "acestep": {"url": job.cfg.acestep.url, "version": ledger.get_kv(KV_ACESTEP_VERSION)},
+        "acestep": {"url": job.cfg.acestep.url, "simulator": job.simulated,
+                    "version": ledger.get_kv(KV_ACESTEP_VERSION) or acestep_version(
+                        job.cfg.acestep.root, job.simulated)},
         "settings": {"steps": job.rcfg.steps, "guidance": job.rcfg.guidance,
                      "audio_format": job.rcfg.audio_format, "batch_size": job.rcfg.batch_size,
                      "compare_base": job.rcfg.compare_base},
@@ -125,9 +127,46 @@ def build_manifest(job: RenderJob, ledger: Ledger, train: dict[str, Any], lora: 
     }
 
 
+def acestep_version(root: Path, simulated: bool = False) -> str | None:
+    """ACE-Step's version from its checkout: pyproject version and git commit, read as files
+    (no git subprocess). The simulator says what it is."""
+    if simulated:
+        return "SIMULATOR (test double)"
+    parts = [v for v in (_pyproject_version(root), _git_commit(root)) if v]
+    return " ".join([parts[0], f"({parts[1]})"] if len(parts) == 2 else parts) or None
+
+
+def _pyproject_version(root: Path) -> str | None:
+    import tomllib
+
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    version = data.get("project", {}).get("version")
+    return str(version) if version else None
+
+
+def _git_commit(root: Path) -> str | None:
+    git = root / ".git"
+    try:
+        head = (git / "HEAD").read_text(encoding="utf-8").strip()
+        if not head.startswith("ref: "):
+            return head[:7] or None
+        ref = head[5:].strip()
+        if (git / ref).is_file():
+            return (git / ref).read_text(encoding="utf-8").strip()[:7] or None
+        for line in (git / "packed-refs").read_text(encoding="utf-8").splitlines():
+            if line.endswith(f" {ref}"):
+                return line.split()[0][:7]
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _clip_entry(clip: Clip, job: RenderJob) -> dict[str, Any]:
     p = clip.prompt
-    return {"number": clip.number, "name": clip.name, "slug": clip.slug, "seed": p.seed,
+    return {"number": clip.number, "name": clip.name, "slug": clip.slug, "seed": clip.seed,
             "prompt": {"caption": clip.caption, "lyrics": p.lyrics, "bpm": p.bpm, "key": p.key,
                        "time_signature": p.time_signature, "language": clip.language,
                        "duration": p.duration},

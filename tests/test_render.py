@@ -56,8 +56,23 @@ def test_same_text_prompts_take_ceil_n_over_batch_calls(n: int, batch: int) -> N
     prompts = [Prompt(caption="{tag}, rock", seed=i, name=f"p{i}") for i in range(n)]
     calls = plan_calls(build_clips(Render(prompts=prompts), Dataset(tag="t")), batch)
     assert len(calls) == math.ceil(n / batch)
-    assert [c.prompt.seed for call in calls for c in call] == list(range(n))
+    assert [c.seed for call in calls for c in call] == list(range(n))
     assert all(len(call) <= batch for call in calls)
+
+
+@pytest.mark.parametrize("takes,batch,expected", [(5, 2, 3), (8, 8, 1), (1, 4, 1)])
+def test_takes_of_one_prompt_share_calls(takes: int, batch: int, expected: int) -> None:
+    prompts = [Prompt(caption="{tag}, rock", name="Rock", seeds=list(range(10, 10 + takes)))]
+    clips = build_clips(Render(prompts=prompts), Dataset(tag="t"))
+    assert len(plan_calls(clips, batch)) == expected == math.ceil(takes / batch)
+    assert [c.number for c in clips] == list(range(1, takes + 1))
+    if takes > 1:
+        assert clips[1].slug == "rock-s11" and clips[1].name == "Rock · seed 11"
+
+
+def test_default_prompts_take_one_call_each() -> None:
+    rcfg = Render()                                    # three prompts with different text
+    assert len(plan_calls(build_clips(rcfg, Dataset(tag="t")), rcfg.batch_size)) == 3
 
 
 def test_prompts_with_different_text_never_share_a_call() -> None:
@@ -171,3 +186,19 @@ def test_retention_keeps_newest_runs_after_the_new_one_is_complete(home, tmp_pat
     folder = render_run(cfg, ledger, DATASET, client_factory=lambda c: client)
     runs = sorted(p.name for p in ds_dir.iterdir() if not p.name.startswith("."))
     assert runs == sorted(["2020-01-03_0100_r1", folder.name, "my notes"])
+
+
+def test_acestep_version_read_from_its_checkout(tmp_path: Path) -> None:
+    from acewatchd.render_files import acestep_version
+
+    assert acestep_version(tmp_path) is None
+    (tmp_path / "pyproject.toml").write_text('[project]\nversion = "1.5.0"\n')
+    assert acestep_version(tmp_path) == "1.5.0"
+    git = tmp_path / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "packed-refs").write_text("# pack-refs\nf30aee4d00000000 refs/heads/main\n")
+    assert acestep_version(tmp_path) == "1.5.0 (f30aee4)"
+    (git / "refs" / "heads" / "main").write_text("abcdef1234\n")
+    assert acestep_version(tmp_path) == "1.5.0 (abcdef1)"
+    assert acestep_version(tmp_path, simulated=True) == "SIMULATOR (test double)"

@@ -49,8 +49,9 @@ class SimServer:
         self.restarts += 1
 
 
-def _home(tmp_path: Path, sim: SimHandle, **kw: object) -> tuple[Config, Ledger]:
-    prompts = PROMPTS_SAME_TEXT.replace("[[render", f"[[datasets.{DATASET}.render")
+def _home(tmp_path: Path, sim: SimHandle, prompts: str = PROMPTS_SAME_TEXT,
+          **kw: object) -> tuple[Config, Ledger]:
+    prompts = prompts.replace("[[render", f"[[datasets.{DATASET}.render")
     cfg = write_config(tmp_path, sim.root, url=sim.url, extra=prompts, **kw)  # type: ignore[arg-type]
     ledger = Ledger(cfg.paths.state)
     add_training_run(cfg, ledger, adapter=False)
@@ -87,6 +88,8 @@ def test_render_against_simulator(sim: SimHandle, tmp_path: Path) -> None:
         # the simulator pitches LoRA output differently: the base clip really had no LoRA
         assert (folder / lora["file"]).read_bytes() != (folder / base["file"]).read_bytes()
     assert [c["seed"] for c in manifest["clips"]] == [1, 2, 3]
+    assert manifest["acestep"]["simulator"] is True
+    assert manifest["acestep"]["version"] == "SIMULATOR (test double)"
     assert manifest["lora"]["path"].endswith(f"{RUN_NAME}/final/adapter")
     assert not any(p.name.startswith(outbox.STAGING_PREFIX) for p in folder.parent.iterdir())
     assert notes.sent == [(f"acewatchd: samples ready · {DATASET}", notes.sent[0][1], False)]
@@ -129,17 +132,21 @@ def test_cli_render_with_a_checkpoint(sim: SimHandle, tmp_path: Path,
     from acewatchd.cli import main
 
     monkeypatch.setattr("acewatchd.log.setup_logging", lambda *a, **k: None)  # keep pytest's
-    cfg, _ledger = _home(tmp_path, sim, batch_size=3)
+    takes = '[[render.prompts]]\nname = "takes"\ncaption = "{tag}, rock"\nseeds = [5, 6, 7, 8]\n'
+    cfg, _ledger = _home(tmp_path, sim, prompts=takes, batch_size=3)
     ckpt = sim.root / "lora_output/acewatchd" / DATASET / RUN_NAME / "checkpoints/epoch_100"
     write_adapter(ckpt / "adapter", r=8, alpha=16, dropout=0.1, fingerprint="ab" * 32)
     before = sim.call_counts()
     assert main(["--config", str(cfg.source), "render", DATASET, "--checkpoint", "100"]) == 0
     calls = _delta(before, sim.call_counts())
-    assert calls[GEN] == 2 and calls["/unload_lora"] == 1   # 3 same-text prompts, batch 3
+    assert calls[GEN] == 2 * 2 and calls["/unload_lora"] == 1   # 4 takes, batch 3, + base
     (run,) = outbox.list_runs(cfg.paths.outbox)
     assert f"samples: {run.path / 'index.html'}" in capsys.readouterr().out
     manifest = json.loads((run.path / "samples.json").read_text(encoding="utf-8"))
     assert manifest["lora"]["checkpoint"] == "epoch_100" and manifest["lora"]["epoch"] == 100
     assert manifest["lora"]["path"].endswith("checkpoints/epoch_100/adapter")
+    assert [c["seed"] for c in manifest["clips"]] == [5, 6, 7, 8]
+    assert sorted(p.name for p in run.path.glob("*_lora_*")) == [
+        f"0{i}_lora_takes-s{s}.mp3" for i, s in ((1, 5), (2, 6), (3, 7), (4, 8))]
     assert main(["--config", str(cfg.source), "render", DATASET, "--checkpoint", "999"]) != 0
     assert "no checkpoint for epoch 999 (available: 100)" in capsys.readouterr().err
