@@ -10,15 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_nightly_support import StepClock, make_config
 
 from acewatchd import nightly
 from acewatchd.config import Schedule
 from acewatchd.ledger import Ledger
 from acewatchd.runtime import DaemonContext
-from acewatchd.schedule import (NEXT_KV, SchedulerComponent, WakeDetector, group_key,
-                                inside_window, next_fire, previous_fire, schedule_groups,
-                                should_catch_up, window_end_for)
-from test_nightly_support import StepClock, make_config
+from acewatchd.schedule import (
+    NEXT_KV,
+    SchedulerComponent,
+    WakeDetector,
+    group_key,
+    inside_window,
+    next_fire,
+    previous_fire,
+    schedule_groups,
+    should_catch_up,
+    window_end_for,
+)
 
 
 def utc(*a: int) -> datetime:
