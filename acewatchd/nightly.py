@@ -42,7 +42,7 @@ class Hooks:
     """The stages around training (other modules own them; tests pass stand-ins)."""
 
     content_hash: Callable[[Config, Ledger, str], str]
-    prepare: Callable[[Config, Ledger, str], Any]
+    prepare: Callable[[Config, Ledger, str, threading.Event], Any]
     render: Callable[..., Any] | None
 
 
@@ -222,7 +222,7 @@ def _server_ready(env: NightlyEnv, window_end: float | None) -> bool:
 def _prepare_train_render(cfg: Config, env: NightlyEnv, dataset: str,
                           window_end: float | None) -> tuple[str, str, dict[str, Any]]:
     stages = env.stages()
-    prep = stages.prepare(cfg, env.ledger, dataset)
+    prep = stages.prepare(cfg, env.ledger, dataset, env.stop)
     if not getattr(prep, "samples_ok", 0):
         return "failed", "no usable samples after preparing", {}
     result = TrainingJob(cfg, env, dataset, tensor_dir=prep.tensor_dir_rel,
@@ -231,7 +231,7 @@ def _prepare_train_render(cfg: Config, env: NightlyEnv, dataset: str,
     extra = _extra(result, prep.content_hash)
     if result.outcome != "done":
         return result.outcome, result.message, extra
-    if stages.render is None or env.stop.is_set():
+    if stages.render is None or env.stop.is_set() or not cfg.render_for(dataset).enabled:
         return "done", "trained (not rendered)", extra
     try:
         folder = stages.render(cfg, env.ledger, dataset, run_id=result.run_id, checkpoint=None,

@@ -75,7 +75,7 @@ class FakeStages:
     def content_hash(self, cfg: Config, ledger: Any, dataset: str) -> str:
         return self.hashes.get(dataset, "h0" * 8)
 
-    def prepare(self, cfg: Config, ledger: Any, dataset: str) -> Prepared:
+    def prepare(self, cfg: Config, ledger: Any, dataset: str, stop: Any = None) -> Prepared:
         if dataset in self.fail_prepare:
             raise RuntimeError(f"prepare exploded for {dataset}")
         self.prepared.append(dataset)
@@ -92,3 +92,49 @@ class FakeStages:
         from acewatchd.nightly import Hooks
 
         return Hooks(self.content_hash, self.prepare, self.render)
+
+
+class FakeClient:
+    """One in-memory ACE-Step session: train() writes the output layout under ``root`` and
+    completes at once (or raises what ``fail_with`` says)."""
+
+    sessions: list[FakeClient] = []
+
+    def __init__(self, root: Path, *, down: bool = False, fail_with: Exception | None = None,
+                 status: str = "completed") -> None:
+        self.root, self.down, self.fail_with, self.status = root, down, fail_with, status
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        FakeClient.sessions.append(self)
+
+    def connect(self) -> None:
+        from acewatchd.acestep.errors import ServerUnavailable
+
+        if self.down:
+            raise ServerUnavailable("fake server is down")
+
+    def close(self) -> None:
+        pass
+
+    def load_training_dataset(self, tensor_dir: str) -> str:
+        self.calls.append(("load", {"tensor_dir": tensor_dir}))
+        return "ok"
+
+    def stop_training(self) -> str:
+        self.calls.append(("stop", {}))
+        return "stopping"
+
+    def train(self, **kw: Any) -> Any:
+        from acewatchd.acestep.progress import TrainingProgress
+        from acewatchd.acestep.training_stream import TrainingOutcome
+
+        self.calls.append(("train", kw))
+        if self.fail_with is not None:
+            raise self.fail_with
+        od = self.root / kw["output_dir"]
+        prog = TrainingProgress(kw["epochs"], kw["epochs"], 10, 0.5, "0s", "")
+        kw["on_progress"](prog)
+        if self.status == "completed":
+            (od / "final" / "adapter").mkdir(parents=True, exist_ok=True)
+            (od / "final" / "adapter" / "adapter_config.json").write_text("{}")
+            return TrainingOutcome("completed", prog, "✅ Training complete!")
+        return TrainingOutcome(self.status, prog, "❌ Training failed: Error: boom")
