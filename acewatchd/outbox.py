@@ -162,6 +162,8 @@ def write_playlist(folder: Path, manifest: dict[str, Any]) -> None:
     lines = ["#EXTM3U", "#EXTENC: UTF-8", f"#PLAYLIST:{manifest['dataset']}"]
     for clip in manifest["clips"]:
         for variant, render in clip["renders"].items():
+            if not render.get("file"):
+                continue
             secs = round(render.get("duration_seconds") or -1)
             label = "with LoRA" if variant == "lora" else "base model"
             title = " ".join(f"{clip['number']:02d} {clip['name']} ({label})".split())
@@ -175,7 +177,7 @@ def write_run_page(folder: Path, manifest: dict[str, Any]) -> None:
         title=_e(f"{manifest['dataset']} · samples"), style=_style(),
         dataset=_e(manifest["dataset"]), subtitle=_e(_subtitle(manifest)),
         facts=_facts_html(manifest), clip_count=len(clips),
-        clips="\n".join(_clip_html(c, manifest) for c in clips), playlist=PLAYLIST,
+        clips="\n".join(_prompt_html(g, manifest) for g in _groups(clips)), playlist=PLAYLIST,
         footer=_e(f"Rendered by acewatchd from ACE-Step at {manifest['acestep']['url']}"))
     atomic_write_text(folder / "index.html", page)
 
@@ -212,34 +214,58 @@ def _facts_html(m: dict[str, Any]) -> str:
         for k, v, cls in facts)
 
 
-def _clip_html(clip: dict[str, Any], m: dict[str, Any]) -> str:
-    p = clip["prompt"]
-    meta = [f"seed {clip['seed']}", f"{p['duration']:g} s", f"bpm {p['bpm'] or 'auto'}"]
+def _groups(clips: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Consecutive takes of one prompt (same prompt_index) share a card."""
+    groups: list[list[dict[str, Any]]] = []
+    for clip in clips:
+        key = clip.get("prompt_index", clip["number"])
+        if groups and groups[-1][0].get("prompt_index", groups[-1][0]["number"]) == key:
+            groups[-1].append(clip)
+        else:
+            groups.append([clip])
+    return groups
+
+
+def _prompt_html(group: list[dict[str, Any]], m: dict[str, Any]) -> str:
+    first, p = group[0], group[0]["prompt"]
+    meta = [f"{p['duration']:g} s", f"bpm {p['bpm'] or 'auto'}"]
     meta += [f"key {p['key']}"] if p.get("key") else []
     meta += [f"{p['time_signature']}/4"] if p.get("time_signature") else []
     meta += [f"language {p['language']}"] if p.get("language") not in (None, "", "unknown") \
         else []
+    if len(group) == 1:
+        meta.insert(0, f"seed {first['seed']}")
     lyrics = p.get("lyrics") or ""
     lyr = "" if lyrics.strip() in ("", "[Instrumental]") else (
         f'<details><summary>Lyrics</summary><pre class="lyrics">{_e(lyrics)}</pre></details>')
-    players = "".join(_player_html(v, clip["renders"].get(v), m) for v in ("lora", "base")
+    takes = "".join(_take_html(c, m, len(group) > 1) for c in group)
+    number = f"{first['number']:02d}" + (f"–{group[-1]['number']:02d}" if len(group) > 1
+                                         else "")
+    return (f'<article class="card clip">\n<h3><span class="num">{number}</span>'
+            f'{_e(first.get("prompt_name") or first["name"])}</h3>\n'
+            f'<p class="caption">{_e(p["caption"])}</p>\n'
+            f'<p class="meta">{_e(" · ".join(meta))}</p>\n{lyr}\n{takes}</article>')
+
+
+def _take_html(clip: dict[str, Any], m: dict[str, Any], labelled: bool) -> str:
+    label = (f'<p class="take"><span class="num">{clip["number"]:02d}</span>'
+             f'seed {_e(clip["seed"])}</p>') if labelled else ""
+    players = "".join(_player_html(v, clip["renders"][v], m) for v in ("lora", "base")
                       if v in clip["renders"])
-    return (f'<article class="card clip">\n<h3><span class="num">{clip["number"]:02d}</span>'
-            f'{_e(clip["name"])}</h3>\n<p class="caption">{_e(p["caption"])}</p>\n'
-            f'<p class="meta">{_e(" · ".join(meta))}</p>\n{lyr}\n'
-            f'<div class="players">{players}</div>\n</article>')
+    return f'{label}<div class="players">{players}</div>\n'
 
 
-def _player_html(variant: str, render: dict[str, Any] | None, m: dict[str, Any]) -> str:
+def _player_html(variant: str, render: dict[str, Any], m: dict[str, Any]) -> str:
     label = "With LoRA" if variant == "lora" else "Base model"
     note = f"scale {m['lora']['scale']:g}" if variant == "lora" else "no LoRA"
-    if render is None:
-        return ""
     dur = render.get("duration_seconds")
     note += f" · {int(dur // 60)}:{int(dur % 60):02d}" if dur else ""
-    src = _href(render["file"])
+    if not render.get("file"):
+        body = f'<p class="missing">{_e(render.get("error") or "no audio")}</p>'
+    else:
+        body = f'<audio controls preload="metadata" src="{_href(render["file"])}"></audio>'
     return (f'\n<figure class="{variant}"><figcaption>{label}<small>{_e(note)}</small>'
-            f'</figcaption><audio controls preload="metadata" src="{src}"></audio></figure>')
+            f'</figcaption>{body}</figure>')
 
 
 def write_index(outbox: Path, summaries: dict[tuple[str, str], str] | None = None) -> Path:

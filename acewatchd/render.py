@@ -43,6 +43,8 @@ class Clip:
     language: str
     seed: int
     prompt: Prompt
+    prompt_index: int = 0     # 1-based position in [render] prompts; takes share it
+    prompt_name: str = ""
 
     def settings(self) -> tuple[Any, ...]:
         """What must be equal for two clips to share one generation call."""
@@ -74,9 +76,10 @@ def build_clips(rcfg: Render, ds: Dataset) -> list[Clip]:
         language = p.language if p.language != "unknown" else ds.language
         takes = p.seeds or [p.seed]
         for seed in takes:
-            clips.append(Clip(len(clips) + 1, f"{name} · seed {seed}" if len(takes) > 1 else
-                              name, f"{slug}-s{seed}" if len(takes) > 1 else slug, caption,
-                              language, seed, p))
+            several = len(takes) > 1
+            clips.append(Clip(len(clips) + 1, f"{name} · seed {seed}" if several else name,
+                              f"{slug}-s{seed}" if several else slug, caption, language, seed,
+                              p, index, name))
     return clips
 
 

@@ -167,6 +167,7 @@ def _git_commit(root: Path) -> str | None:
 def _clip_entry(clip: Clip, job: RenderJob) -> dict[str, Any]:
     p = clip.prompt
     return {"number": clip.number, "name": clip.name, "slug": clip.slug, "seed": clip.seed,
+            "prompt_index": clip.prompt_index, "prompt_name": clip.prompt_name,
             "prompt": {"caption": clip.caption, "lyrics": p.lyrics, "bpm": p.bpm, "key": p.key,
                        "time_signature": p.time_signature, "language": clip.language,
                        "duration": p.duration},

@@ -29,7 +29,7 @@ key = "A minor"
 [[datasets.{DATASET}.render.prompts]]
 name = "acoustic"
 caption = "{{tag}}, instrumental, acoustic guitar"
-seed = 7
+seeds = [7, 8]
 [[datasets.{DATASET}.render.prompts]]
 name = "밤하늘"
 caption = "{{tag}}, 밤하늘의 별, synth pop"
@@ -69,7 +69,9 @@ def test_run_page_and_index_in_chromium(tmp_path: Path) -> None:
         sample_mp3(tmp_path)))
     with chromium(tmp_path / "profile") as page:
         manifest = check_run_page(page, folder, ARTIFACTS / "outbox.png")
-        assert len(manifest["clips"]) == 3
+        assert len(manifest["clips"]) == 4
+        takes = page.evaluate("document.querySelectorAll('.take').length")
+        assert takes == 2 and page.evaluate("document.querySelectorAll('article').length") == 3
         title = page.evaluate("document.querySelector('h1').textContent")
         assert title == DATASET
         captions = page.evaluate(

@@ -202,3 +202,24 @@ def test_acestep_version_read_from_its_checkout(tmp_path: Path) -> None:
     (git / "refs" / "heads" / "main").write_text("abcdef1234\n")
     assert acestep_version(tmp_path) == "1.5.0 (abcdef1)"
     assert acestep_version(tmp_path, simulated=True) == "SIMULATOR (test double)"
+
+
+def test_a_silent_output_is_marked_missing_not_misattributed(home, tmp_path: Path) -> None:
+    extra = f"""
+[[datasets.{DATASET}.render.prompts]]
+name = "takes"
+caption = "{{tag}}, rock"
+seeds = [1, 2, 3]
+"""
+    cfg, ledger = _setup(home, extra=extra, batch_size=3)
+    add_training_run(cfg, ledger)
+    client = FakeClient(sample_mp3(tmp_path), drop_seed=2)
+    folder = render_run(cfg, ledger, DATASET, client_factory=lambda c: client)
+    manifest = json.loads((folder / "samples.json").read_text(encoding="utf-8"))
+    files = {c["seed"]: c["renders"]["lora"]["file"] for c in manifest["clips"]}
+    assert files == {1: "01_lora_takes-s1.mp3", 2: None, 3: "03_lora_takes-s3.mp3"}
+    assert "silent" in manifest["clips"][1]["renders"]["lora"]["error"]
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert page.count("<audio ") == 4 and page.count('class="missing"') == 2
+    m3u = (folder / "playlist.m3u").read_text(encoding="utf-8")
+    assert "takes-s2" not in m3u and m3u.count(".mp3") == 4

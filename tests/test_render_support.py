@@ -122,6 +122,7 @@ class FakeClient:
 
     source: Path
     fail_on: int | None = None
+    drop_seed: int | None = None       # like ACE-Step dropping a silent output
     log: list[tuple[str, Any]] = field(default_factory=list)
     generated: int = 0
     lora_loaded: bool = False
@@ -160,12 +161,12 @@ class FakeClient:
             raise JobFailed("ACE-Step /generation_wrapper: ❌ simulated failure",
                             endpoint="/generation_wrapper")
         dest_dir.mkdir(parents=True, exist_ok=True)
-        files = []
-        for seed in req.seeds:
+        files, seeds = [], [s for s in req.seeds if s != self.drop_seed]
+        for seed in seeds:
             out = dest_dir / f"{self.generated}-{seed}-{len(files)}.{req.audio_format}"
             shutil.copyfile(self.source, out)
             files.append(out)
-        return FakeResult(files, [{"seed": s} for s in req.seeds], "Generation Complete",
+        return FakeResult(files, [{"seed": s} for s in seeds], "Generation Complete",
                           [str(s) for s in req.seeds])
 
 
