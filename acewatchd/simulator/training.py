@@ -2,14 +2,19 @@
 
 Streams ACE-Step's text format (CONTRACT §2) and writes its layout under ``od``:
 ``checkpoints/epoch_N/{adapter/, training_state.json}``, ``final/adapter/``, ``logs/version_k/``.
-The resume state is JSON (no torch in the simulator), read back when ``rc`` names it.
+``training_state.pt`` is a real torch-format file (a zip holding a pickled plain dict, written
+without torch, ``torch.load(weights_only=True)``-loadable); the simulator itself resumes from
+the ``training_state.json`` beside it, so it never unpickles anything.
 Training state lives in the session's gr.State dict, so stop only works from that session.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import pickle
+import zipfile
 import shutil
 import time
 from collections.abc import Iterator
@@ -18,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from acewatchd.fsutil import atomic_write_text
+from acewatchd.fsutil import atomic_write_bytes, atomic_write_text
 from acewatchd.simulator.context import SimContext, UnsafePath, logger, safe_path
 from acewatchd.simulator.lora import fingerprint, write_adapter
 
@@ -80,15 +85,29 @@ class _Run:
     def save(self, folder: Path, epoch: int, step: int) -> None:
         write_adapter(folder / "adapter", r=int(self.v["r"]), alpha=int(self.v["a"]),
                       dropout=float(self.v["d"]), fingerprint=fingerprint(self.fp, epoch))
-        atomic_write_text(folder / "training_state.json", json.dumps(
-            {"epoch": epoch, "global_step": step, "optimizer_state_dict": {},
-             "scheduler_state_dict": {}, "simulator": True}))
+        if folder.name == "final":
+            return
+        state = {"epoch": epoch, "global_step": step, "optimizer_state_dict": {},
+                 "scheduler_state_dict": {}}
+        atomic_write_bytes(folder / "training_state.pt", torch_format(state))
+        atomic_write_text(folder / "training_state.json", json.dumps({**state,
+                                                                      "simulator": True}))
 
     def write_logs(self) -> None:
         logs = self.od / "logs"
         k = len(list(logs.glob("version_*"))) if logs.is_dir() else 0
         rows = "".join(f"{s},{x:.6f}\n" for s, x in self.points)
         atomic_write_text(logs / f"version_{k}" / "train_loss.SIMULATOR.csv", "step,loss\n" + rows)
+
+
+def torch_format(obj: dict[str, Any]) -> bytes:
+    """torch.save's zip layout for a dict of primitives, without importing torch."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", pickle.dumps(obj, protocol=2))
+        z.writestr("archive/byteorder", "little")
+        z.writestr("archive/version", "3\n")
+    return buf.getvalue()
 
 
 def _checks(ctx: SimContext, v: dict[str, Any]) -> tuple[str, Path, Path, list[Path]]:
