@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from acewatchd import outbox
-from acewatchd.config import Config, Dataset, Prompt, Render
+from acewatchd.config import DATASET_NAME, Config, Dataset, Prompt, Render
 from acewatchd.errors import AcewatchdError
 from acewatchd.ledger import Ledger
 from acewatchd.notify import Notifier, build_notifier
@@ -159,13 +159,20 @@ def _unload_quietly(client: Any) -> None:
 # --------------------------------------------------------------------------- entry points
 
 
-ClientFactory = Callable[[Config], Any]
+ClientFactory = Callable[..., Any]  # (cfg, rcfg) -> a client context manager
 
 
-def default_client(cfg: Config) -> Any:
+def default_client(cfg: Config, rcfg: Render | None = None) -> Any:
+    """A new session. A generation call may take far longer than a status call (a batch of
+    long clips on a laptop GPU), and a timed-out call is cancelled and retried, which wastes
+    the work done: so the budget grows with batch size and clip length."""
     from acewatchd.acestep.client import AceStepClient
 
-    return AceStepClient(cfg.acestep.url, timeout=cfg.acestep.timeout_seconds)
+    timeout = cfg.acestep.timeout_seconds
+    if rcfg is not None and rcfg.prompts:
+        longest = max(p.duration for p in rcfg.prompts)
+        timeout = max(timeout, 60.0 + 2.0 * rcfg.batch_size * longest)
+    return AceStepClient(cfg.acestep.url, timeout=timeout)
 
 
 def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None = None,
@@ -181,10 +188,12 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
     notifier = notifier if notifier is not None else build_notifier(cfg)
     render_id = rf.start_record(ledger, dataset)
     try:
+        if not DATASET_NAME.match(dataset):  # it becomes a folder name under the outbox
+            raise AcewatchdError(f"{dataset!r} is not a dataset name (letters, digits, '_-.')")
         train = find_training_run(cfg, ledger, dataset, run_id)
         lora = choose_adapter(cfg, dataset, train, checkpoint)
         folder, manifest = _render_locked(cfg, ledger, dataset, train, lora, server,
-                                          client_factory)
+                                          client_factory, render_id)
     except Exception as exc:
         rf.finish_record(ledger, render_id, "failed", str(exc))
         ledger.record_event("error", f"rendering samples failed: {exc}", dataset, "render")
@@ -205,12 +214,13 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
 
 
 def _render_locked(cfg: Config, ledger: Ledger, dataset: str, train: dict[str, Any],
-                   lora: LoraChoice, server: Any, client_factory: ClientFactory
-                   ) -> tuple[Path, dict[str, Any]]:
+                   lora: LoraChoice, server: Any, client_factory: ClientFactory,
+                   render_id: int) -> tuple[Path, dict[str, Any]]:
     from acewatchd import render_files as rf
 
     ds_dir = cfg.paths.outbox / dataset
     with outbox.dataset_lock(ds_dir):
+        rf.mark_stale_records(ledger, dataset, render_id)  # left by a render that was killed
         outbox.clean_staging(ds_dir)
         name = outbox.unique_name(ds_dir, outbox.run_folder_name(datetime.now(), train["id"]))
         staging = outbox.new_staging(ds_dir, name)
@@ -236,7 +246,7 @@ def _render_into(cfg: Config, dataset: str, staging: Path, lora: LoraChoice, ser
     if server is not None and getattr(server, "managed", False):
         logger.info("restarting the managed ACE-Step server before loading the LoRA")
         server.restart()
-    with client_factory(cfg) as client:
+    with client_factory(cfg, rcfg) as client:
         render_with_lora(client, job, lora)
     shutil.rmtree(staging / ".incoming", ignore_errors=True)
     return job

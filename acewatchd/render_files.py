@@ -210,6 +210,14 @@ def start_record(ledger: Ledger, dataset: str) -> int:
         return int(cur.lastrowid or 0)
 
 
+def mark_stale_records(ledger: Ledger, dataset: str, current: int) -> None:
+    """'running' render rows of a process that died (call holding the dataset lock)."""
+    with ledger.tx() as conn:
+        conn.execute("UPDATE runs SET outcome='interrupted', ended=?, message='the process "
+                     "ended mid-render' WHERE dataset=? AND job='render' AND outcome='running' "
+                     "AND id != ?", (time.time(), dataset, current))
+
+
 def finish_record(ledger: Ledger, render_id: int, outcome: str, message: str, *,
                   run_name: str | None = None, train: dict[str, Any] | None = None,
                   checkpoint: str | None = None) -> None:

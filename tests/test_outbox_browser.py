@@ -65,7 +65,7 @@ def test_run_page_and_index_in_chromium(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, root, extra=KOREAN_PROMPT, batch_size=2)
     ledger = Ledger(cfg.paths.state)
     add_training_run(cfg, ledger)
-    folder = render_run(cfg, ledger, DATASET, client_factory=lambda c: FakeClient(
+    folder = render_run(cfg, ledger, DATASET, client_factory=lambda *a: FakeClient(
         sample_mp3(tmp_path)))
     with chromium(tmp_path / "profile") as page:
         manifest = check_run_page(page, folder, ARTIFACTS / "outbox.png")

@@ -87,7 +87,7 @@ def test_render_sequence_files_and_manifest(home, tmp_path: Path) -> None:
     add_training_run(cfg, ledger)
     client, server, notes = FakeClient(sample_mp3(tmp_path)), FakeServer(), RecordingNotifier()
     folder = render_run(cfg, ledger, DATASET, server=server, notifier=notes,
-                        client_factory=lambda c: client)
+                        client_factory=lambda *a: client)
     ops = [op for op, _ in client.log]
     # restart first, one session, LoRA set up, 2 LoRA calls, unload, then 2 base calls
     assert server.restarts == 1
@@ -130,7 +130,7 @@ def test_failure_mid_render_leaves_no_run_folder_and_reports(home, tmp_path: Pat
     (ds_dir / f"{outbox.STAGING_PREFIX}2020-01-01_0000_r9").mkdir(parents=True)  # crash leftover
     client, notes = FakeClient(sample_mp3(tmp_path), fail_on=2), RecordingNotifier()
     with pytest.raises(JobFailed):
-        render_run(cfg, ledger, DATASET, notifier=notes, client_factory=lambda c: client)
+        render_run(cfg, ledger, DATASET, notifier=notes, client_factory=lambda *a: client)
     assert [p.name for p in ds_dir.iterdir()] == [outbox.LOCK_NAME]
     assert [op for op, _ in client.log][-2:] == ["unload_lora", "close"]   # unloaded anyway
     assert notes.sent and notes.sent[-1][2] is True and "simulated failure" in notes.sent[-1][1]
@@ -145,7 +145,7 @@ def test_no_training_run_is_a_clear_error(home) -> None:
     notes = RecordingNotifier()
     with pytest.raises(AcewatchdError, match="no finished training run"):
         render_run(cfg, ledger, DATASET, notifier=notes,
-                   client_factory=lambda c: pytest.fail("must not connect"))
+                   client_factory=lambda *a: pytest.fail("must not connect"))
     assert notes.sent[-1][2] is True
 
 
@@ -183,7 +183,7 @@ def test_retention_keeps_newest_runs_after_the_new_one_is_complete(home, tmp_pat
         (ds_dir / f"{stamp}_r1").mkdir(parents=True)
     (ds_dir / "my notes").mkdir()                    # not a run folder: never touched
     client = FakeClient(sample_mp3(tmp_path))
-    folder = render_run(cfg, ledger, DATASET, client_factory=lambda c: client)
+    folder = render_run(cfg, ledger, DATASET, client_factory=lambda *a: client)
     runs = sorted(p.name for p in ds_dir.iterdir() if not p.name.startswith("."))
     assert runs == sorted(["2020-01-03_0100_r1", folder.name, "my notes"])
 
@@ -214,7 +214,7 @@ seeds = [1, 2, 3]
     cfg, ledger = _setup(home, extra=extra, batch_size=3)
     add_training_run(cfg, ledger)
     client = FakeClient(sample_mp3(tmp_path), drop_seed=2)
-    folder = render_run(cfg, ledger, DATASET, client_factory=lambda c: client)
+    folder = render_run(cfg, ledger, DATASET, client_factory=lambda *a: client)
     manifest = json.loads((folder / "samples.json").read_text(encoding="utf-8"))
     files = {c["seed"]: c["renders"]["lora"]["file"] for c in manifest["clips"]}
     assert files == {1: "01_lora_takes-s1.mp3", 2: None, 3: "03_lora_takes-s3.mp3"}
@@ -223,3 +223,28 @@ seeds = [1, 2, 3]
     assert page.count("<audio ") == 4 and page.count('class="missing"') == 2
     m3u = (folder / "playlist.m3u").read_text(encoding="utf-8")
     assert "takes-s2" not in m3u and m3u.count(".mp3") == 4
+
+
+def test_bad_dataset_name_and_stale_rows(home, tmp_path: Path) -> None:
+    cfg, ledger = _setup(home)
+    with pytest.raises(AcewatchdError, match="not a dataset name"):
+        render_run(cfg, ledger, "../escape", notifier=RecordingNotifier(),
+                   client_factory=lambda *a: pytest.fail("must not connect"))
+    assert not (cfg.paths.outbox.parent / "escape").exists()
+    add_training_run(cfg, ledger)
+    with ledger.tx() as conn:  # a render killed with -9 left its row 'running'
+        conn.execute("INSERT INTO runs (dataset, job, outcome) VALUES (?, 'render', 'running')",
+                     (DATASET,))
+    render_run(cfg, ledger, DATASET, client_factory=lambda *a: FakeClient(sample_mp3(tmp_path)))
+    outcomes = [r[0] for r in ledger.connect().execute(
+        "SELECT outcome FROM runs WHERE job='render' AND dataset=? ORDER BY id", (DATASET,))]
+    assert outcomes == ["interrupted", "done"]
+
+
+def test_generation_timeout_grows_with_batch_and_length(home) -> None:
+    from acewatchd.render import default_client
+
+    cfg, _ = _setup(home, batch_size=4)
+    client = default_client(cfg, cfg.render_for(DATASET))
+    assert client.timeout == pytest.approx(60 + 2 * 4 * 30.0)
+    assert default_client(cfg).timeout == 60.0
