@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -56,14 +57,13 @@ class Clip:
 def fill_tag(caption: str, ds: Dataset) -> str:
     """Put the dataset's trigger tag where "{tag}" stands, else where training put it."""
     tag = ds.tag.strip()
-    if "{tag}" in caption:
-        text = caption.replace("{tag}", tag)
-    elif tag:
-        text = f"{caption}, {tag}" if ds.tag_position == "append" else f"{tag}, {caption}"
-    else:
-        text = caption
-    parts = [part.strip() for part in text.split(",")]
-    return ", ".join(part for part in parts if part)  # no ", ," when the tag is empty
+    if "{tag}" in caption and tag:
+        return caption.replace("{tag}", tag).strip()
+    if "{tag}" in caption:  # no tag: drop the placeholder with its separator, not ", ,"
+        return re.sub(r"\{tag\}\s*,\s*|\s*,\s*\{tag\}|\{tag\}", "", caption).strip()
+    if tag:
+        return f"{caption}, {tag}" if ds.tag_position == "append" else f"{tag}, {caption}"
+    return caption.strip()
 
 
 def build_clips(rcfg: Render, ds: Dataset) -> list[Clip]:

@@ -77,6 +77,10 @@ def test_run_page_and_index_in_chromium(tmp_path: Path) -> None:
         captions = page.evaluate(
             "Array.from(document.querySelectorAll('.caption')).map(e => e.textContent)")
         assert captions[0].startswith('김경호 <b>rock</b> & "more", Korean power rock ballad')
+        page.call("Emulation.setEmulatedMedia", {"features": [
+            {"name": "prefers-color-scheme", "value": "dark"}]}, session=True)
+        page.screenshot(ARTIFACTS / "outbox-dark.png")          # for a human to look at
+        page.call("Emulation.setEmulatedMedia", {"features": []}, session=True)
         page.open((cfg.paths.outbox / "index.html").as_uri())
         links = page.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.href)")
         assert links == [(folder / "index.html").as_uri()]

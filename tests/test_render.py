@@ -49,6 +49,8 @@ def test_fill_tag_places_tag_and_tidies_separators() -> None:
     assert fill_tag("ballad", Dataset(tag="x", tag_position="append")) == "ballad, x"
     assert fill_tag("{tag}, ballad, {tag}", Dataset(tag="")) == "ballad"
     assert fill_tag("{tag} {not a field}", ds) == "kim kyung ho {not a field}"
+    assert fill_tag("ballad, {tag}", Dataset()) == "ballad"
+    assert fill_tag("1,000 watts, {tag}", ds) == "1,000 watts, kim kyung ho"
 
 
 @pytest.mark.parametrize("n,batch", [(1, 1), (3, 2), (4, 2), (5, 8), (8, 8), (9, 4)])
