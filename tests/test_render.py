@@ -250,3 +250,16 @@ def test_generation_timeout_grows_with_batch_and_length(home) -> None:
     client = default_client(cfg, cfg.render_for(DATASET))
     assert client.timeout == pytest.approx(60 + 2 * 4 * 30.0)
     assert default_client(cfg).timeout == 60.0
+
+
+def test_without_compare_base_only_lora_clips(home, tmp_path: Path) -> None:
+    cfg, ledger = _setup(home, extra=f"[datasets.{DATASET}.render]\ncompare_base = false\n")
+    add_training_run(cfg, ledger)
+    client = FakeClient(sample_mp3(tmp_path))
+    folder = render_run(cfg, ledger, DATASET, client_factory=lambda *a: client)
+    ops = [op for op, _ in client.log]
+    assert ops[-2:] == ["unload_lora", "close"] and ops.count("generate") == 3
+    assert sorted(p.name for p in folder.glob("*.mp3")) == [
+        "01_lora_energetic.mp3", "02_lora_ballad.mp3", "03_lora_acoustic.mp3"]
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert page.count("<audio ") == 3 and "Base model" not in page
