@@ -197,12 +197,13 @@ def _facts_html(m: dict[str, Any]) -> str:
     epoch = str(lora.get("epoch") or "?")
     if run.get("epochs_total") and lora.get("checkpoint") != "final":
         epoch += f" of {run['epochs_total']}"
-    loss = run.get("final_loss")
+    loss = lora.get("loss") if lora.get("checkpoint") != "final" else run.get("final_loss")
+    loss_label = "Final loss" if lora.get("checkpoint") == "final" else "Loss at this epoch"
     secs = m["generation_seconds"]
     render_time = f"{secs:.0f} s" if secs >= 1 else "under 1 s"
     render_time += f" · {m['generation_calls']} call{'s' * (m['generation_calls'] != 1)}"
     facts = [("Epoch", epoch, ""),
-             ("Final loss", f"{loss:.4f}" if loss is not None else "—", ""),
+             (loss_label, f"{loss:.4f}" if loss is not None else "—", ""),
              ("LoRA scale", f"{lora['scale']:g}", ""),
              ("Steps · guidance", f"{settings['steps']} · {settings['guidance']:g}", ""),
              ("Render time", render_time, ""),

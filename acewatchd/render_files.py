@@ -114,7 +114,7 @@ def build_manifest(job: RenderJob, ledger: Ledger, train: dict[str, Any], lora: 
                          "final_loss": round(loss, 6) if loss is not None else None,
                          "content_hash": train.get("content_hash")},
         "lora": {"path": lora.path, "checkpoint": lora.checkpoint, "epoch": lora.epoch,
-                 "scale": job.rcfg.lora_scale},
+                 "scale": job.rcfg.lora_scale, "loss": _loss_at(points, lora)},
         "acestep": {"url": job.cfg.acestep.url, "simulator": job.simulated,
                     "version": ledger.get_kv(KV_ACESTEP_VERSION) or acestep_version(
                         job.cfg.acestep.root, job.simulated)},
@@ -125,6 +125,14 @@ def build_manifest(job: RenderJob, ledger: Ledger, train: dict[str, Any], lora: 
         "generation_calls": sum(len(job.calls) for _ in job.results),
         "clips": [_clip_entry(c, job) for c in sorted(clips, key=lambda c: c.number)],
     }
+
+
+def _loss_at(points: list[LossPoint], lora: LoraChoice) -> float | None:
+    """The last loss logged up to the adapter's epoch (= the final loss for final/)."""
+    if lora.checkpoint != "final" and lora.epoch is not None:
+        points = [p for p in points if p.epoch is not None and p.epoch <= lora.epoch]
+    loss = final_loss(points)
+    return round(loss, 6) if loss is not None else None
 
 
 def acestep_version(root: Path, simulated: bool = False) -> str | None:

@@ -144,6 +144,8 @@ def test_cli_render_with_a_checkpoint(sim: SimHandle, tmp_path: Path,
     assert f"samples: {run.path / 'index.html'}" in capsys.readouterr().out
     manifest = json.loads((run.path / "samples.json").read_text(encoding="utf-8"))
     assert manifest["lora"]["checkpoint"] == "epoch_100" and manifest["lora"]["epoch"] == 100
+    assert manifest["lora"]["loss"] > manifest["training_run"]["final_loss"]   # earlier epoch
+    assert "Loss at this epoch" in (run.path / "index.html").read_text(encoding="utf-8")
     assert manifest["lora"]["path"].endswith("checkpoints/epoch_100/adapter")
     assert [c["seed"] for c in manifest["clips"]] == [5, 6, 7, 8]
     assert sorted(p.name for p in run.path.glob("*_lora_*")) == [

@@ -86,7 +86,7 @@ def add_training_run(cfg: Config, ledger: Ledger, *, run_name: str = RUN_NAME,
         run_id = int(cur.lastrowid or 0)
         if progress:
             for i in range(60):
-                epoch = i // 10 + 1
+                epoch = (i // 10 + 1) * 50    # 10 logged steps per 50 epochs
                 conn.execute("INSERT INTO progress (run_id, ts, epoch, epochs, step, loss) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
                              (run_id, now - 600 + i, epoch, epochs, (i + 1) * 10,
