@@ -17,8 +17,10 @@ from acewatchd.simulator.harness import SimHandle, running_simulator
 
 OD = "./lora_output/acewatchd/demo/run1"
 TENSORS = "./datasets/acewatchd/demo/tensors"
-TRAIN = dict(tensor_dir=TENSORS, output_dir=OD, rank=8, alpha=16, dropout=0.1,
-             learning_rate=3e-4, batch_size=1, grad_accum=1, save_every=50, shift=3.0, seed=7)
+TRAIN: dict[str, Any] = {
+    "tensor_dir": TENSORS, "output_dir": OD, "rank": 8, "alpha": 16, "dropout": 0.1,
+    "learning_rate": 3e-4, "batch_size": 1, "grad_accum": 1, "save_every": 50, "shift": 3.0,
+    "seed": 7}
 
 
 @pytest.fixture(scope="module")

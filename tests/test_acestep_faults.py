@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,10 @@ from acewatchd.simulator.harness import SimHandle, free_port, running_simulator
 
 TENSORS = "./datasets/acewatchd/x/tensors"
 OD = "./lora_output/acewatchd/x/run"
-TRAIN = dict(tensor_dir=TENSORS, output_dir=OD, rank=4, alpha=8, dropout=0.0,
-             learning_rate=1e-4, batch_size=1, grad_accum=1, save_every=50, shift=3.0, seed=1)
+TRAIN: dict[str, Any] = {
+    "tensor_dir": TENSORS, "output_dir": OD, "rank": 4, "alpha": 8, "dropout": 0.0,
+    "learning_rate": 1e-4, "batch_size": 1, "grad_accum": 1, "save_every": 50, "shift": 3.0,
+    "seed": 1}
 
 
 @pytest.fixture()
@@ -57,9 +60,8 @@ def test_refuse_fault_live(sim: SimHandle) -> None:
 
 def test_stream_dropped_mid_training_then_resume(sim: SimHandle) -> None:
     sim.set_faults(["drop=50"])
-    with AceStepClient(sim.url, retries=0) as client:
-        with pytest.raises(ServerUnavailable):
-            client.train(**TRAIN, epochs=200)
+    with AceStepClient(sim.url, retries=0) as client, pytest.raises(ServerUnavailable):
+        client.train(**TRAIN, epochs=200)
     assert (sim.root / OD / "checkpoints/epoch_50/adapter").is_dir()
     sim.stop()  # reap the crashed process, then start again (drop was one-shot)
     sim.start()

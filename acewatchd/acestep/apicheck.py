@@ -38,11 +38,11 @@ def check_endpoint(api_name: str, endpoint: dict[str, Any] | None) -> dict[str, 
                                    f" labelled {got!r}, expected {label!r} (inputs shifted)",
                                    endpoint=api_name, param=name)
     for p in _params(endpoint):
-        name = p.get("parameter_name")
-        if not p.get("parameter_has_default") and name not in needed:
+        served = str(p.get("parameter_name"))
+        if not p.get("parameter_has_default") and served not in needed:
             raise ContractMismatch(f"ACE-Step API mismatch: {api_name} requires parameter"
-                                   f" '{name}' ({p.get('label')!r}) that acewatchd does not"
-                                   " know", endpoint=api_name, param=str(name))
+                                   f" '{served}' ({p.get('label')!r}) that acewatchd does not"
+                                   " know", endpoint=api_name, param=served)
     return endpoint
 
 

@@ -15,16 +15,20 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
-from gradio_client import Client
-from gradio_client.exceptions import AppError, ValidationError
+from gradio_client import Client  # type: ignore[import-untyped]
+from gradio_client.exceptions import AppError, ValidationError  # type: ignore[import-untyped]
 
 from acewatchd.acestep.apicheck import check_api, resolve_args
 from acewatchd.acestep.errors import ContractMismatch, JobFailed, ServerUnavailable
-from acewatchd.acestep.generation import GenerationRequest, GenerationResult, collect_result
-from acewatchd.acestep.generation import request_params
+from acewatchd.acestep.generation import (
+    GenerationRequest,
+    GenerationResult,
+    collect_result,
+    request_params,
+)
 from acewatchd.acestep.progress import TrainingProgress
 from acewatchd.acestep.training_stream import TrainingOutcome, follow_training
 
@@ -66,7 +70,7 @@ class AceStepClient:
         self._api: dict[str, dict[str, Any]] = {}
 
     # -- connection ---------------------------------------------------------------------
-    def __enter__(self) -> AceStepClient:
+    def __enter__(self) -> Self:
         self.connect()
         return self
 

@@ -4,6 +4,7 @@ and is its port taken by something else."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import urllib.error
 import urllib.request
@@ -12,6 +13,7 @@ from urllib.parse import urlparse
 
 from acewatchd.doctor import Check
 
+logger = logging.getLogger(__name__)
 ACESTEP_MARKERS = ("/generation_wrapper", "/training_wrapper", "/load_lora")
 
 
@@ -24,21 +26,21 @@ def port_open(host: str, port: int, timeout: float = 2.0) -> bool:
 
 
 def fetch_json(url: str, timeout: float) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (http only, config)
+    with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.loads(r.read().decode("utf-8", errors="replace"))
 
 
 def describe_listener(port: int) -> str:
     """Best effort: which process listens on ``port`` (psutil; may need privileges)."""
     try:
-        import psutil
+        import psutil  # type: ignore[import-untyped]
 
         for conn in psutil.net_connections(kind="tcp"):
             if conn.laddr and conn.laddr.port == port and conn.status == "LISTEN" and conn.pid:
                 proc = psutil.Process(conn.pid)
                 return f" (pid {conn.pid}: {' '.join(proc.cmdline())[:120]})"
-    except Exception:  # noqa: BLE001 - purely informational
-        pass
+    except Exception as exc:  # noqa: BLE001 - purely informational
+        logger.debug("cannot tell who listens on %d: %s", port, exc)
     return ""
 
 
@@ -72,7 +74,7 @@ def check_server(url: str, *, manage_server: bool, timeout: float = 10.0) -> lis
     if not ours:
         return [Check(f"port {port}", False, f"taken by something that is not ACE-Step: {what}"
                       + describe_listener(port),
-                      f"stop that program or move ACE-Step and [acestep] url to another port")]
+                      "stop that program or move ACE-Step and [acestep] url to another port")]
     try:
         with AceStepClient(url, timeout=timeout, retries=0):
             pass

@@ -31,10 +31,10 @@ def _is_fp16(node: ast.AST | None, marks: tuple[str, ...]) -> bool:
 
 def _mps_is_fp16(func: ast.FunctionDef, marks: tuple[str, ...]) -> bool:
     for node in ast.walk(func):
-        if isinstance(node, ast.If) and "mps" in ast.unparse(node.test):
-            if any(isinstance(n, ast.Return) and _is_fp16(n.value, marks)
-                   for stmt in node.body for n in ast.walk(stmt)):
-                return True
+        if isinstance(node, ast.If) and "mps" in ast.unparse(node.test) and any(
+                isinstance(n, ast.Return) and _is_fp16(n.value, marks)
+                for stmt in node.body for n in ast.walk(stmt)):
+            return True
         if isinstance(node, ast.IfExp) and "mps" in ast.unparse(node.test) \
                 and _is_fp16(node.body, marks):
             return True

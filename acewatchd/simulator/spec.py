@@ -34,7 +34,7 @@ def make_input(api: str, p: dict[str, Any]) -> gr.components.Component:
     if kind == "Textbox":
         return gr.Textbox(label=label, value=default)
     if kind == "Checkbox":
-        return gr.Checkbox(label=label, value=default)
+        return gr.Checkbox(label=label, value=bool(default))
     if kind == "Slider":
         lo, hi = lo_hi or (min(0, default or 0), max(100, default or 0))
         return gr.Slider(minimum=lo, maximum=hi, value=default, label=label)

@@ -14,14 +14,14 @@ import io
 import json
 import math
 import pickle
-import zipfile
 import shutil
 import time
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 from acewatchd.fsutil import atomic_write_bytes, atomic_write_text
 from acewatchd.simulator.context import SimContext, UnsafePath, logger, safe_path
@@ -114,8 +114,9 @@ def _checks(ctx: SimContext, v: dict[str, Any]) -> tuple[str, Path, Path, list[P
     """(error, tensor dir, output dir, files); error "" when all is fine."""
     for key in ("ep", "bs", "ga", "se", "r"):
         if isinstance(v[key], float):  # ACE-Step feeds these to range()/modulo as ints
-            return (f"❌ Training failed: Error: 'float' object cannot be interpreted as an"
-                    f" integer ({key}={v[key]!r})", Path(), Path(), [])
+            msg = (f"❌ Training failed: Error: 'float' object cannot be interpreted as an"
+                   f" integer ({key}={v[key]!r})")
+            return msg, Path(), Path(), []
     try:
         tdir = safe_path(ctx.root, str(v["tensor_dir"] or ""))
     except UnsafePath:
@@ -131,7 +132,8 @@ def _checks(ctx: SimContext, v: dict[str, Any]) -> tuple[str, Path, Path, list[P
     return "", tdir, od, files
 
 
-def _resume_epoch(ctx: SimContext, rc: str, run: _Run, state: dict[str, Any]) -> Iterator[Any]:
+def _resume_epoch(ctx: SimContext, rc: str, run: _Run,
+                  state: dict[str, Any]) -> Generator[Any, None, int]:
     if not rc:
         return 0
     try:
