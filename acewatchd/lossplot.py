@@ -28,6 +28,21 @@ def usable(points: list[LossPoint]) -> list[LossPoint]:
     return [p for p in points if p.loss is not None and math.isfinite(p.loss)]
 
 
+def continuous_steps(points: list[LossPoint]) -> list[LossPoint]:
+    """A run trained over several nights may restart its step counter on resume: shift each
+    restarted stretch so the curve keeps going right instead of folding back."""
+    out, offset, last = [], 0, None
+    for p in points:
+        if p.step is None:
+            out.append(p)
+            continue
+        if last is not None and p.step + offset < last:
+            offset = last
+        last = p.step + offset
+        out.append(LossPoint(last, p.epoch, p.loss))
+    return out
+
+
 def epoch_means(points: list[LossPoint]) -> list[tuple[float, int, float]]:
     """(x position, epoch, mean loss) per epoch; x is the epoch's last step when known."""
     by_epoch: dict[int, list[LossPoint]] = defaultdict(list)
@@ -57,6 +72,7 @@ def plot_loss(points: list[LossPoint], *, title: str = "Training loss") -> bytes
     fig = Figure(figsize=(9, 3.4), dpi=110, facecolor="#ffffff")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
+    points = continuous_steps(points)
     good = usable(points)
     if good:
         _draw_curves(ax, good, points)

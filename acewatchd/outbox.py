@@ -251,12 +251,13 @@ def _prompt_html(group: list[dict[str, Any]], m: dict[str, Any]) -> str:
 def _take_html(clip: dict[str, Any], m: dict[str, Any], labelled: bool) -> str:
     label = (f'<p class="take"><span class="num">{clip["number"]:02d}</span>'
              f'seed {_e(clip["seed"])}</p>') if labelled else ""
-    players = "".join(_player_html(v, clip["renders"][v], m) for v in ("lora", "base")
-                      if v in clip["renders"])
+    players = "".join(_player_html(v, clip["renders"][v], m, clip["name"])
+                      for v in ("lora", "base") if v in clip["renders"])
     return f'{label}<div class="players">{players}</div>\n'
 
 
-def _player_html(variant: str, render: dict[str, Any], m: dict[str, Any]) -> str:
+def _player_html(variant: str, render: dict[str, Any], m: dict[str, Any],
+                 clip_name: str) -> str:
     label = "With LoRA" if variant == "lora" else "Base model"
     note = f"scale {m['lora']['scale']:g}" if variant == "lora" else "no LoRA"
     dur = render.get("duration_seconds")
@@ -264,7 +265,8 @@ def _player_html(variant: str, render: dict[str, Any], m: dict[str, Any]) -> str
     if not render.get("file"):
         body = f'<p class="missing">{_e(render.get("error") or "no audio")}</p>'
     else:
-        body = f'<audio controls preload="metadata" src="{_href(render["file"])}"></audio>'
+        body = (f'<audio controls preload="metadata" src="{_href(render["file"])}" '
+                f'aria-label="{_e(f"{clip_name}, {label.lower()}")}"></audio>')
     return (f'\n<figure class="{variant}"><figcaption>{label}<small>{_e(note)}</small>'
             f'</figcaption>{body}</figure>')
 

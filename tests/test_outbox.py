@@ -95,6 +95,16 @@ def test_clean_staging_removes_only_staging_folders(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["2026-01-01_0100_r1"]
 
 
+def test_restarted_step_counters_continue_the_curve() -> None:
+    from acewatchd.lossplot import continuous_steps
+
+    night1 = [LossPoint(s, 1, 1.0) for s in (10, 20, 30)]
+    night2 = [LossPoint(s, 2, 0.5) for s in (10, 20)] + [LossPoint(None, 2, 0.4)]
+    steps = [p.step for p in continuous_steps(night1 + night2)]
+    assert steps == [10, 20, 30, 40, 50, None]
+    assert [p.step for p in continuous_steps(night1)] == [10, 20, 30]
+
+
 def test_loss_plot_with_and_without_data() -> None:
     points = [LossPoint(s, s // 50 + 1, 1.0 / s) for s in range(10, 210, 10)]
     points.append(LossPoint(220, 5, float("nan")))
