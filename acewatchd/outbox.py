@@ -266,7 +266,7 @@ def _player_html(variant: str, render: dict[str, Any], m: dict[str, Any],
         body = f'<p class="missing">{_e(render.get("error") or "no audio")}</p>'
     else:
         body = (f'<audio controls preload="metadata" src="{_href(render["file"])}" '
-                f'aria-label="{_e(f"{clip_name}, {label.lower()}")}"></audio>')
+                f'aria-label="{_e(f"{clip_name}, {label[0].lower()}{label[1:]}")}"></audio>')
     return (f'\n<figure class="{variant}"><figcaption>{label}<small>{_e(note)}</small>'
             f'</figcaption>{body}</figure>')
 
