@@ -25,14 +25,8 @@ from acewatchd.errors import AcewatchdError, AlreadyRunning
 from acewatchd.ledger import Ledger
 from acewatchd.power import PowerPolicy, default_power
 from acewatchd.runtime import Clock, SystemClock
-from acewatchd.train import (
-    JobLock,
-    TrainingJob,
-    TrainResult,
-    last_train_run,
-    mark_stale_runs,
-    wait_for_server,
-)
+from acewatchd.train import JobLock, last_train_run, mark_stale_runs
+from acewatchd.train_session import TrainingJob, TrainResult, wait_for_server
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from acewatchd.nightly import NightlyEnv
 from acewatchd.power import FakePower
 from acewatchd.train import (
     JobLock,
-    TrainingJob,
     auto_epochs,
     final_adapter,
     latest_checkpoint,
@@ -26,6 +25,7 @@ from acewatchd.train import (
     resolve_epochs,
     train_params,
 )
+from acewatchd.train_session import TrainingJob
 
 
 @pytest.mark.parametrize("songs,epochs", [(1, 800), (5, 800), (6, 700), (20, 700), (21, 600),

@@ -1,0 +1,267 @@
+"""One training session (one night) of a dataset's LoRA run, through one ACE-Step session.
+
+The run is started or resumed (``TrainingJob._plan``), then trained with /load_training_dataset
+and /training_wrapper on a single client. A guard thread watches the window's end, the daemon's
+stop and the power source and calls /stop_training *on that same client* (ACE-Step's training
+state lives in the Gradio session; another session is told "No training in progress"). The
+run is then marked interrupted with its newest checkpoint, and the next session resumes from it
+with the same total epochs. A lost stream (ServerUnavailable) is recovered: wait for the server,
+wait until the run folder stops changing (an old session may still be training and cannot be
+stopped from a new one), finish if it left a final adapter, else resume from the newest
+checkpoint. File times are compared with the real clock (they are real files); window and
+backoff use the injected one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from acewatchd.config import Config
+from acewatchd.train import (
+    final_adapter,
+    last_train_run,
+    latest_checkpoint,
+    newest_mtime,
+    run_dir,
+    run_dir_rel,
+    same_params,
+    save_params,
+    train_params,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    outcome: str                      # done | interrupted | failed | skipped
+    run_id: int | None = None
+    run_name: str = ""
+    epochs_total: int = 0
+    epochs_done: int = 0
+    adapter: str = ""                 # relative to the ACE-Step root, when done
+    message: str = ""
+
+
+def wait_for_server(env: Any, until: float | None) -> bool:
+    """Connect a throwaway session until one succeeds; back off; give up at ``until``."""
+    from acewatchd.acestep.errors import ServerUnavailable
+
+    delay = env.backoff
+    while not env.stop.is_set():
+        try:
+            client = env.client_factory()
+            client.connect()
+            client.close()
+            return True
+        except ServerUnavailable as exc:
+            now = env.clock.time()
+            if until is not None and now + delay >= until:
+                logger.warning("ACE-Step still unreachable (%s); giving up for this window", exc)
+                return False
+            logger.warning("ACE-Step unreachable (%s); retrying in %.0fs", exc, delay)
+            if env.clock.sleep(delay, env.stop):
+                return False
+            delay = min(delay * 2, env.backoff_max)
+    return False
+
+
+class _Guard(threading.Thread):
+    """Stops training through the *same* client at window end, daemon stop or on battery."""
+
+    def __init__(self, client: Any, env: Any, window_end: float | None, need_ac: bool) -> None:
+        super().__init__(name="train-guard", daemon=True)
+        self.client, self.env, self.window_end, self.need_ac = client, env, window_end, need_ac
+        self.finished = threading.Event()
+        self.reason = ""
+
+    def _why(self) -> str:
+        if self.env.stop.is_set():
+            return "acewatchd is stopping"
+        if self.window_end is not None and self.env.clock.time() >= self.window_end:
+            return "the training window ended"
+        if self.need_ac and not self.env.power.on_ac_power():
+            return "running on battery (require_ac_power)"
+        return ""
+
+    def run(self) -> None:
+        while not self.finished.is_set():
+            self.env.stop.wait(self.env.guard_interval)
+            why = "" if self.finished.is_set() else self._why()
+            if not why:
+                continue
+            try:
+                logger.info("stopping training: %s (%s)", why, self.client.stop_training())
+                self.reason = why
+                return
+            except Exception as exc:  # retried next tick; the session may be reconnecting
+                logger.warning("stop_training failed: %s", exc)
+                self.finished.wait(self.env.guard_interval)
+
+    def done(self) -> None:
+        self.finished.set()
+        self.join(timeout=5)
+
+
+class TrainingJob:
+    """One training session (one night) of a run; several sessions make a resumed run."""
+
+    def __init__(self, cfg: Config, env: Any, dataset: str, *, tensor_dir: str,
+                 content_hash: str, songs: int, window_end: float | None) -> None:
+        self.cfg, self.env, self.dataset = cfg, env, dataset
+        self.tensor_dir, self.content_hash, self.window_end = tensor_dir, content_hash, window_end
+        self.params = train_params(cfg.train_for(dataset), songs)
+        self.need_ac = cfg.schedule_for(dataset).require_ac_power
+        self.run_id: int | None = None
+        self.run_name = ""
+        self.epochs_done = 0
+        self._last_logged_epoch = -1
+
+    # -- ledger
+    def _plan(self) -> None:
+        """Resume the last interrupted run of the same content and parameters, else new."""
+        last = last_train_run(self.env.ledger, self.dataset)
+        if (last and last["outcome"] == "interrupted" and last["content_hash"] == self.content_hash
+                and same_params(self.env.ledger, self.dataset, last["run_name"], self.params)):
+            self.run_name = last["run_name"]
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.env.clock.time()))
+            self.run_name = f"{stamp}-{self.content_hash[:8]}"
+            save_params(self.env.ledger, self.dataset, self.run_name, self.params)
+        ck = latest_checkpoint(self.folder)
+        self.epochs_done = ck[0] if ck else 0
+        with self.env.ledger.tx() as conn:
+            self.run_id = conn.execute(
+                "INSERT INTO runs (dataset, job, started, outcome, content_hash, run_name,"
+                " epochs_total, epochs_done, checkpoint) VALUES (?, 'train', ?, 'running', ?, ?,"
+                " ?, ?, ?)", (self.dataset, self.env.clock.time(), self.content_hash,
+                              self.run_name, self.params["epochs"], self.epochs_done,
+                              self._ck_rel(ck))).lastrowid
+
+    @property
+    def folder(self) -> Path:
+        return run_dir(self.cfg, self.dataset, self.run_name)
+
+    def _ck_rel(self, ck: tuple[int, str] | None) -> str:
+        return f"{run_dir_rel(self.dataset, self.run_name)}/checkpoints/{ck[1]}" if ck else ""
+
+    def _finish(self, outcome: str, message: str, adapter: str = "") -> TrainResult:
+        ck = latest_checkpoint(self.folder)
+        if outcome == "done":
+            self.epochs_done = self.params["epochs"]
+        elif ck:
+            self.epochs_done = ck[0]  # what a resume really keeps
+        with self.env.ledger.tx() as conn:
+            conn.execute("UPDATE runs SET ended=?, outcome=?, epochs_done=?, checkpoint=?,"
+                         " message=? WHERE id=?", (self.env.clock.time(), outcome,
+                                                   self.epochs_done, adapter or self._ck_rel(ck),
+                                                   message, self.run_id))
+        self.env.ledger.set_kv("train.current", "null")
+        logger.info("training %s: %s (%s, %d/%d epochs)", self.dataset, outcome, message,
+                    self.epochs_done, self.params["epochs"])
+        return TrainResult(outcome, self.run_id, self.run_name, self.params["epochs"],
+                           self.epochs_done, adapter, message)
+
+    def on_progress(self, prog: Any) -> None:
+        now = self.env.clock.time()
+        with self.env.ledger.tx() as conn:
+            conn.execute("INSERT INTO progress (run_id, ts, epoch, epochs, step, loss, eta)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)", (self.run_id, now, prog.epoch,
+                                                           prog.epochs, prog.step, prog.loss,
+                                                           prog.eta))
+            if prog.epoch is not None:
+                conn.execute("UPDATE runs SET epochs_done=MAX(COALESCE(epochs_done, 0), ?)"
+                             " WHERE id=?", (prog.epoch, self.run_id))
+        self.env.ledger.set_kv("train.current", json.dumps({
+            "dataset": self.dataset, "run_id": self.run_id, "run_name": self.run_name,
+            "epoch": prog.epoch, "epochs": prog.epochs, "step": prog.step, "loss": prog.loss,
+            "eta": prog.eta, "ts": now}))
+        if prog.epoch is not None and prog.epoch != self._last_logged_epoch:
+            self._last_logged_epoch = prog.epoch
+            logger.info("training %s: epoch %s/%s loss %s eta %s", self.dataset, prog.epoch,
+                        prog.epochs, prog.loss, prog.eta)
+
+    # -- running
+    def run(self) -> TrainResult:
+        from acewatchd.acestep.errors import AceStepError, ServerUnavailable
+
+        self._plan()
+        recoveries = 0
+        while True:
+            try:
+                return self._session()
+            except ServerUnavailable as exc:
+                recoveries += 1
+                logger.warning("training %s: lost ACE-Step (%s); recovering", self.dataset, exc)
+                if recoveries > self.env.max_recoveries:
+                    return self._finish("interrupted", f"gave up after {recoveries - 1} "
+                                        f"reconnects: {exc}")
+                found = self._recover()
+                if found:
+                    return found
+            except AceStepError as exc:
+                return self._finish("failed", str(exc))
+
+    def _session(self) -> TrainResult:
+        ck = latest_checkpoint(self.folder)
+        client = self.env.client_factory()
+        client.connect()
+        try:
+            client.load_training_dataset(self.tensor_dir)
+            guard = _Guard(client, self.env, self.window_end, self.need_ac)
+            guard.start()
+            logger.info("training %s run %s: %d epochs%s", self.dataset, self.run_name,
+                        self.params["epochs"], f", resuming from epoch {ck[0]}" if ck else "")
+            try:
+                out = client.train(tensor_dir=self.tensor_dir,
+                                   output_dir=run_dir_rel(self.dataset, self.run_name),
+                                   resume_from=self._ck_rel(ck), on_progress=self.on_progress,
+                                   **self.params)
+            finally:
+                guard.done()
+        finally:
+            client.close()
+        return self._outcome(out, guard.reason)
+
+    def _outcome(self, out: Any, reason: str) -> TrainResult:
+        last_line = (out.text or "").strip().splitlines()[-1:] or [""]
+        if out.status == "completed":
+            adapter = final_adapter(self.folder)
+            if adapter is None:
+                return self._finish("failed", f"ACE-Step said complete but {self.folder}/final"
+                                    " has no adapter_config.json")
+            rel = adapter.relative_to(Path(self.cfg.acestep.root)).as_posix()
+            return self._finish("done", "trained", f"./{rel}")
+        if out.status == "stopped":
+            return self._finish("interrupted", reason or "stopped in ACE-Step")
+        return self._finish("failed", f"ACE-Step: {last_line[0][:300]}")
+
+    def _recover(self) -> TrainResult | None:
+        """After a lost stream: wait for the server, then for the old session to go quiet.
+        Returns a result to end with, or None to resume from the newest checkpoint."""
+        if not wait_for_server(self.env, self.window_end):
+            return self._finish("interrupted", "ACE-Step unreachable after the stream was lost")
+        while time.time() - newest_mtime(self.folder) < self.env.quiet_seconds:
+            # The old session may still be training (only the stream was lost): it cannot be
+            # stopped from a new session, so wait for it to finish or go quiet.
+            if final_adapter(self.folder) is not None or self._out_of_time():
+                break
+            self.env.clock.sleep(min(5.0, self.env.quiet_seconds / 4), self.env.stop)
+        adapter = final_adapter(self.folder)
+        if adapter is not None:  # the run folder is this run's own: the old session finished
+            rel = adapter.relative_to(Path(self.cfg.acestep.root)).as_posix()
+            return self._finish("done", "trained (finished by the earlier session)", f"./{rel}")
+        if self._out_of_time():
+            return self._finish("interrupted", "window ended while recovering")
+        return None
+
+    def _out_of_time(self) -> bool:
+        return self.env.stop.is_set() or (self.window_end is not None
+                                          and self.env.clock.time() >= self.window_end)
+
