@@ -114,7 +114,7 @@ def safe_path(base: Path, relpath: str) -> Path:
         try:
             mode = os.lstat(current).st_mode
         except FileNotFoundError:
-            raise SkipSample("no longer in the drop folder") from None
+            raise SkipSample("not found in the drop folder") from None
         if stat.S_ISLNK(mode):
             raise SkipSample("is (or lies under) a symlink; symlinks are never followed")
     if not stat.S_ISREG(mode):
@@ -137,7 +137,10 @@ def _on_disk_name(folder: Path, name: str) -> str:
 
 def read_sidecar(drop: Path, audio: Path, kind: str) -> str:
     rel = audio.relative_to(drop).with_name(f"{audio.stem}.{kind}.txt")
-    path = safe_path(drop, str(rel))
+    try:
+        path = safe_path(drop, str(rel))
+    except SkipSample as exc:
+        raise SkipSample(f"{rel.name}: {exc}") from None
     if path.stat().st_size > SIDECAR_LIMIT:
         raise SkipSample(f"{path.name} is larger than 1 MB")
     try:

@@ -358,3 +358,48 @@ def test_no_valid_samples_and_missing_python_are_clear_errors(ph: PHome, tmp_pat
     cfg = load_config(tmp_path / "config.toml")
     with pytest.raises(AcewatchdError, match="ACE-Step's python not found"):
         prepare_dataset(cfg, ph.ledger, DS)
+
+
+def test_staging_finds_nfd_names_and_copies_across_filesystems(ph: PHome, monkeypatch) -> None:
+    import errno
+    import unicodedata
+
+    from acewatchd import staging
+
+    nfd = unicodedata.normalize("NFD", "노래")
+    make_mp3(ph.drop / f"{nfd}.mp3", seconds=6, freq=515)
+    (ph.drop / f"{nfd}.caption.txt").write_text("한국 발라드\n", "utf-8")
+    (ph.drop / f"{nfd}.lyrics.txt").write_text("[Instrumental]\n", "utf-8")
+    st = (ph.drop / f"{nfd}.mp3").stat()
+    with ph.ledger.tx() as conn:  # ingest records NFC relpaths whatever the disk holds
+        conn.execute("INSERT INTO files (dataset, relpath, size, mtime_ns, sha256, state, "
+                     "first_seen, updated) VALUES (?, ?, ?, ?, ?, 'stubbed', 0, 0)",
+                     (DS, "노래.mp3", st.st_size, st.st_mtime_ns,
+                      sha256_file(ph.drop / f"{nfd}.mp3")))
+    samples, problems = staging.collect_samples(ph.cfg, ph.ledger, DS)
+    assert problems == [] and [s.caption for s in samples] == ["한국 발라드"]
+
+    def no_link(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    monkeypatch.setattr(staging.os, "link", no_link)
+    [staged] = staging.stage(ph.cfg, DS, samples)
+    assert staged.stat().st_ino != st.st_ino
+    assert sha256_file(staged) == samples[0].sha256
+    assert not [p for p in staged.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_changed_or_undecodable_sidecars_are_skipped_with_a_reason(ph: PHome) -> None:
+    from acewatchd import staging
+
+    five(ph)
+    (ph.drop / "song0.caption.txt").write_bytes(b"\xff\xfe\x00bad")
+    with open(ph.drop / "song1.mp3", "ab") as fh:
+        fh.write(b"\0" * 10)  # changed after ingest hashed it
+    (ph.drop / "song2.lyrics.txt").unlink()
+    samples, problems = staging.collect_samples(ph.cfg, ph.ledger, DS)
+    assert len(samples) == 2
+    text = "\n".join(problems)
+    assert "song0.mp3: song0.caption.txt is not UTF-8" in text
+    assert "song1.mp3: changed since it was checked" in text
+    assert "song2.mp3: song2.lyrics.txt: not found in the drop folder" in text
