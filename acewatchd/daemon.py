@@ -12,6 +12,7 @@ import argparse
 import logging
 import queue
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 SHUTDOWN_SECONDS = 12.0
 _SUPERVISE_SECONDS = 2.0
+_BATCH = 50  # settled files per ledger transaction
 
 
 class Daemon:
@@ -50,6 +52,7 @@ class Daemon:
         self._rescan_reason: str | None = "start-up"
         self._next_rescan = 0.0
         self._next_supervise = 0.0
+        self._next_poll = 0.0
         self._offset = self.clock.time() - self.clock.monotonic()
 
     def request_rescan(self, reason: str) -> None:
@@ -62,7 +65,11 @@ class Daemon:
         self.open()
         try:
             while not self.stop.is_set():
-                self.step()
+                try:
+                    self.step()
+                except Exception:  # e.g. the ledger locked too long: log, breathe, go on
+                    logger.exception("daemon loop error; continuing")
+                    self.stop.wait(1.0)
         finally:
             self.close()
         return 0
@@ -106,15 +113,17 @@ class Daemon:
             self._supervise(now)
         if self._rescan_reason or now >= self._next_rescan:
             self._rescan(self._rescan_reason or "periodic")
-        if len(self.settler):
+        if len(self.settler) and now >= self._next_poll:
+            # Rate-limited: a burst of events must not turn settle_polls into a quick count.
             self._settle_once()
+            self._next_poll = self.clock.monotonic() + self.settler.next_poll_in()
         self._apply_reload()
         self._wait()
 
     def _wait(self) -> None:
-        timeout = self.cfg.watch.poll_seconds if len(self.settler) else 1.0
+        timeout = self._next_poll - self.clock.monotonic() if len(self.settler) else 1.0
         try:
-            hint = self.hints.get(timeout=min(timeout, 1.0))
+            hint = self.hints.get(timeout=min(max(timeout, 0.01), 1.0))
         except queue.Empty:
             return
         self._handle(hint)
@@ -141,7 +150,7 @@ class Daemon:
     def _consider(self, path: Path) -> None:
         if path not in self.settler and self.ingestor.needs_work(path):
             self.settler.add(path)
-            self.ingestor.mark_seen(path)
+            self.ingestor.mark_seen([path])
 
     def _rescan(self, reason: str) -> None:
         self._rescan_reason = None
@@ -150,7 +159,7 @@ class Daemon:
         added = [p for p in todo if p not in self.settler]
         for path in added:
             self.settler.add(path)
-            self.ingestor.mark_seen(path)
+        self.ingestor.mark_seen(added)
         logger.info("rescan", extra={"reason": reason, "to_settle": len(added)})
 
     def _settle_once(self) -> None:
@@ -159,15 +168,26 @@ class Daemon:
             self.ingestor.mark_gone(path)
         for path in result.gave_up:
             self._gave_up(path)
-        for path in result.settled:
+        done = result.settled
+        for start in range(0, len(done), _BATCH):
             if self.stop.is_set():
-                self.settler.add(path)  # not lost: a restart's start-up scan finds it anyway
-                continue
+                return  # not lost: the next start-up scan finds these files again
+            chunk = done[start:start + _BATCH]
             try:
-                self.ingestor.process(path)
-            except Exception as exc:  # a bug with one file must not stop the daemon
-                logger.exception("ingest failed", extra={"path": str(path)})
-                self.ledger.record_event("error", f"{path.name}: ingest failed: {exc}")
+                with self.ingestor.writer.batch():  # one ledger commit per batch
+                    for path in chunk:
+                        self._ingest_one(path)
+            except sqlite3.Error:
+                logger.exception("ledger write failed; the files are retried")
+                for path in chunk:
+                    self.settler.add(path)
+
+    def _ingest_one(self, path: Path) -> None:
+        try:
+            self.ingestor.process(path)
+        except Exception as exc:  # a bug with one file must not stop the daemon
+            logger.exception("ingest failed", extra={"path": str(path)})
+            self.ingestor.writer.event("error", f"{path.name}: ingest failed: {exc}")
 
     def _gave_up(self, path: Path) -> None:
         minutes = self.cfg.watch.settle_ceiling_minutes
@@ -256,7 +276,7 @@ def scan_once(daemon: Daemon) -> dict[str, int]:
     while len(daemon.settler) and not daemon.stop.is_set():
         daemon._settle_once()
         if len(daemon.settler):
-            daemon.clock.sleep(daemon.cfg.watch.poll_seconds, daemon.stop)
+            daemon.clock.sleep(daemon.settler.next_poll_in(), daemon.stop)
     rows = daemon.ledger.connect().execute(
         "SELECT state, count(*) FROM files GROUP BY state").fetchall()
     daemon.ledger.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from acewatchd.batch import Writer
 from acewatchd.config import Config
 from acewatchd.fsutil import is_own_temp, sha256_file
 from acewatchd.ledger import Ledger
@@ -68,6 +69,7 @@ class Ingestor:
     def __init__(self, ledger: Ledger, config: Callable[[], Config]) -> None:
         self.ledger = ledger
         self.config = config
+        self.writer = Writer(ledger)
 
     # ---- naming
 
@@ -106,10 +108,12 @@ class Ingestor:
         # chmod does not change the signature: retry an unreadable file once it is readable.
         return not (UNREADABLE in reason and os.access(path, os.R_OK))
 
-    def mark_seen(self, path: Path) -> None:
-        key = self.split(path)
-        if key is not None:
-            self._upsert(*key, state="seen")
+    def mark_seen(self, paths: list[Path]) -> None:
+        with self.writer.batch():
+            for path in paths:
+                key = self.split(path)
+                if key is not None:
+                    self._upsert(*key, state="seen")
 
     def mark_gone(self, path: Path) -> None:
         key = self.split(path)
@@ -162,7 +166,7 @@ class Ingestor:
         ds = cfg.dataset(dataset)
         texts = {"caption": caption_text(verdict.info, ds, path.stem),
                  "lyrics": lyrics_text(verdict.info, ds)}
-        outcome = write_stubs(self.ledger, dataset, relpath, path, texts)
+        outcome = write_stubs(self.writer, dataset, relpath, path, texts)
         self._upsert(dataset, relpath, state="stubbed", sig=sig, sha=sha,
                      duration=verdict.info.duration)
         logger.info("stubbed", extra={"stubs": outcome, "duration": round(
@@ -175,7 +179,7 @@ class Ingestor:
         reason_file = reject(path, cfg.paths.rejected / dataset, relpath, reason, copy=copy)
         sentence = reason_file.read_text(encoding="utf-8").strip()
         self._upsert(dataset, relpath, state="rejected", sig=sig, sha=sha, reason=sentence)
-        self.ledger.record_event("warning", sentence, dataset, relpath)
+        self.writer.event("warning", sentence, dataset, relpath)
         logger.warning("rejected", extra={"reason": sentence})
         return "rejected"
 
@@ -203,7 +207,7 @@ class Ingestor:
             "SELECT dataset, relpath FROM files WHERE state != 'gone'").fetchall()
         missing = [(r[0], r[1]) for r in rows if (r[0], r[1]) not in present]
         if missing:
-            with self.ledger.tx() as conn:
+            with self.writer.tx() as conn:
                 conn.executemany("UPDATE files SET state='gone', updated=? WHERE dataset=? AND "
                                  "relpath=?", [(time.time(), d, r) for d, r in missing])
 
@@ -214,7 +218,7 @@ class Ingestor:
             "SELECT * FROM files WHERE dataset=? AND relpath=?", (dataset, relpath)).fetchone()
 
     def _set_state(self, dataset: str, relpath: str, state: str) -> None:
-        with self.ledger.tx() as conn:
+        with self.writer.tx() as conn:
             conn.execute("UPDATE files SET state=?, updated=? WHERE dataset=? AND relpath=?",
                          (state, time.time(), dataset, relpath))
 
@@ -223,7 +227,7 @@ class Ingestor:
                 duration: float | None = None) -> None:
         size, mtime_ns, inode = sig or (None, None, None)
         now = time.time()
-        with self.ledger.tx() as conn:
+        with self.writer.tx() as conn:
             conn.execute(
                 "INSERT INTO files (dataset, relpath, size, mtime_ns, inode, sha256, state, reason,"
                 " duration, first_seen, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?) "

@@ -35,6 +35,7 @@ class _Pending:
     stable_polls: int
     changed_at: float        # monotonic time the signature last changed
     first_seen: float
+    due: float = 0.0         # monotonic time it could settle if nothing changes
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,13 @@ class Settler:
     def __contains__(self, path: object) -> bool:
         return path in self._pending
 
+    def next_poll_in(self) -> float:
+        """Seconds until the next useful poll: poll_seconds, or sooner when a file's quiet
+        period ends before that (keeps drop-to-stub latency close to settle_seconds)."""
+        now = self.clock.monotonic()
+        soonest = min((e.due for e in self._pending.values()), default=now)
+        return min(self.watch.poll_seconds, max(0.01, soonest - now))
+
     def discard(self, path: Path) -> None:
         self._pending.pop(path, None)
 
@@ -90,6 +98,9 @@ class Settler:
         else:
             entry.stable_polls += 1
         stable_for = max(now - entry.changed_at, wall - sig[1] / 1e9)
+        polls_left = max(0, self.watch.settle_polls - entry.stable_polls)
+        entry.due = max(now + polls_left * self.watch.poll_seconds,
+                        now + self.watch.settle_seconds - stable_for)
         if entry.stable_polls >= self.watch.settle_polls and \
                 stable_for >= self.watch.settle_seconds:
             return "settled"

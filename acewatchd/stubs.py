@@ -12,15 +12,17 @@ and records the sha256 of what it wrote. From then on a stub whose hash differs 
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import string
+import tempfile
 import time
 from pathlib import Path
 
+from acewatchd.batch import Writer
 from acewatchd.config import Dataset
-from acewatchd.fsutil import atomic_write_text, sha256_bytes, sha256_file
-from acewatchd.ledger import Ledger
+from acewatchd.fsutil import TEMP_PREFIX, full_fsync, sha256_bytes, sha256_file
 from acewatchd.tags import AudioInfo
 
 INSTRUMENTAL = "[Instrumental]"
@@ -69,20 +71,22 @@ def lyrics_text(info: AudioInfo, ds: Dataset) -> str:
     return info.lyrics.strip() + "\n"
 
 
-def write_stubs(ledger: Ledger, dataset: str, relpath: str, audio: Path,
+def write_stubs(writer: Writer, dataset: str, relpath: str, audio: Path,
                 texts: dict[str, str]) -> dict[str, str]:
     """Write each missing stub; returns kind -> 'written' | 'ours' | 'user'. Safe to repeat
     after a kill -9 at any point: an existing stub equal to what we would write is ours."""
     outcome: dict[str, str] = {}
     for kind, text in texts.items():
         path = stub_path(audio, kind)
-        digest = sha256_bytes(text.encode("utf-8"))
-        recorded = _recorded(ledger, dataset, relpath, kind)
-        if atomic_write_text(path, text, overwrite=False):
-            _record(ledger, dataset, relpath, kind, path, digest)
+        data = text.encode("utf-8")
+        digest = sha256_bytes(data)
+        recorded = _recorded(writer, dataset, relpath, kind)
+        if _write_new(path, data):
+            writer.wrote_in(path.parent)
+            _record(writer, dataset, relpath, kind, path, digest)
             outcome[kind] = "written"
         elif recorded is None and _hash_or_none(path) == digest:
-            _record(ledger, dataset, relpath, kind, path, digest)  # written, then killed
+            _record(writer, dataset, relpath, kind, path, digest)  # written, then killed
             outcome[kind] = "ours"
         else:
             outcome[kind] = "ours" if recorded == _hash_or_none(path) else "user"
@@ -131,16 +135,33 @@ def _hash_or_none(path: Path) -> str | None:
         return None
 
 
-def _recorded(ledger: Ledger, dataset: str, relpath: str, kind: str) -> str | None:
-    row = ledger.connect().execute(
+def _write_new(path: Path, data: bytes) -> bool:
+    """fsutil.atomic_write_bytes(overwrite=False) minus the folder fsync, which the Writer
+    does (once per folder in a batch). os.link never replaces: an existing file always wins."""
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            full_fsync(fh.fileno())
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+
+
+def _recorded(writer: Writer, dataset: str, relpath: str, kind: str) -> str | None:
+    row = writer.ledger.connect().execute(
         "SELECT sha256 FROM stubs WHERE dataset=? AND relpath=? AND kind=?",
         (dataset, relpath, kind)).fetchone()
     return None if row is None else str(row[0])
 
 
-def _record(ledger: Ledger, dataset: str, relpath: str, kind: str, path: Path,
+def _record(writer: Writer, dataset: str, relpath: str, kind: str, path: Path,
             digest: str) -> None:
-    with ledger.tx() as conn:
+    with writer.tx() as conn:
         _upsert(conn, (dataset, relpath, kind, str(path), digest, time.time()))
 
 

@@ -22,6 +22,12 @@ poll_seconds = 0.1
 settle_polls = 2
 rescan_minutes = 0.5
 min_duration_seconds = 2.0
+
+# Ingest tests run at any hour: keep the nightly job (another part's component) from catching
+# up on a missed run inside the window and competing for the two CPUs.
+[schedule]
+enabled = false
+catch_up = false
 """
 
 DATASETS = """

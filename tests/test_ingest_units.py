@@ -10,6 +10,7 @@ import pytest
 from conftest import FakeClock
 
 from acewatchd.audiogen import SongTags, make_mp3
+from acewatchd.batch import Writer
 from acewatchd.config import Dataset, Watch, parse_config
 from acewatchd.fsutil import sha256_file
 from acewatchd.ingest import Ingestor, ignored_name, locate
@@ -157,7 +158,7 @@ def test_write_stubs_never_clobbers_and_recovers_after_kill(tmp_path: Path) -> N
     # (killed between the rename and the ledger commit).
     stub_path(audio, "caption").write_text("my caption", encoding="utf-8")
     stub_path(audio, "lyrics").write_text("[Instrumental]\n", encoding="utf-8")
-    out = write_stubs(ledger, "d", "a.mp3", audio, {"caption": "gen\n",
+    out = write_stubs(Writer(ledger), "d", "a.mp3", audio, {"caption": "gen\n",
                                                    "lyrics": "[Instrumental]\n"})
     assert out == {"caption": "user", "lyrics": "ours"}
     assert stub_path(audio, "caption").read_text(encoding="utf-8") == "my caption"
