@@ -4,6 +4,8 @@ resume, export, load the LoRA, generate, unload; and the error paths."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,3 +151,17 @@ def test_ints_are_sent_as_ints(client: AceStepClient) -> None:
     out = client.train(**{**TRAIN, "output_dir": "./lora_output/acewatchd/demo/run3"},
                        epochs=100)
     assert out.status == "completed", out.text
+
+
+def test_close_leaves_no_threads_or_downloads(sim: SimHandle, tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+    with AceStepClient(sim.url, retries=0) as c:
+        c.generate(GenerationRequest(caption="t", lyrics=""), tmp_path / "out")
+        downloads = c._own_download_dir
+        assert downloads is not None and any(downloads.rglob("*.mp3"))
+    assert not downloads.exists()
+    deadline = time.monotonic() + 5  # the simulator's heartbeat interval is 1 s
+    while (left := [t for t in threading.enumerate() if t not in before and t.is_alive()]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, [t.name for t in left]

@@ -12,14 +12,25 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+# gradio_client ignores analytics_enabled=False unless this is set, and would phone home on
+# every connect from the daemon; set before it is imported.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
 import httpx
 from gradio_client import Client  # type: ignore[import-untyped]
-from gradio_client.exceptions import AppError, ValidationError  # type: ignore[import-untyped]
+from gradio_client.exceptions import (  # type: ignore[import-untyped]
+    AppError,
+    ValidationError,
+)
 
 from acewatchd.acestep.apicheck import check_api, resolve_args
 from acewatchd.acestep.errors import ContractMismatch, JobFailed, ServerUnavailable
@@ -64,6 +75,7 @@ class AceStepClient:
         self.retries = retries
         self.backoff = backoff
         self.download_dir = download_dir
+        self._own_download_dir: Path | None = None  # a temp dir we made, removed on close
         # Gap allowed between two training stream items (model loading can take minutes).
         self.train_idle_timeout = max(train_idle_timeout, timeout)
         self._client: Client | None = None
@@ -80,31 +92,41 @@ class AceStepClient:
     def connect(self) -> None:
         """Open a session and check the server's API against what acewatchd needs."""
         self.close()
-        client = self._retrying("connect", self._open)
+        if self.download_dir is None:  # results are copied out, so downloads go with us
+            self._own_download_dir = Path(tempfile.mkdtemp(prefix="acewatchd-acestep-"))
+        self._client = client = self._retrying("connect", self._open)
         try:
             info = client.view_api(return_format="dict", print_info=False)
             self._api = check_api(info if isinstance(info, dict) else {})
         except ContractMismatch:
-            client.close()
+            self.close()
             raise
-        self._client = client
         logger.info("connected to ACE-Step at %s (session %s)", self.url, client.session_hash)
 
     def _open(self) -> Client:
         kwargs: dict[str, Any] = {"verbose": False, "analytics_enabled": False,
                                   "httpx_kwargs": {"timeout": self.timeout}}
-        if self.download_dir is not None:
-            self.download_dir.mkdir(parents=True, exist_ok=True)
-            kwargs["download_files"] = str(self.download_dir)
+        folder = self.download_dir or self._own_download_dir
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            kwargs["download_files"] = str(folder)
         try:
             return Client(self.url, **kwargs)
         except ValueError as exc:  # gradio_client's wording for "could not fetch config"
             raise ConnectionError(str(exc)) from exc
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """End the session: stop gradio_client's heartbeat and worker threads."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+            for name in ("executor", "helper_executor", "stream_executor"):
+                pool = getattr(client, name, None)
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+        if self._own_download_dir is not None:
+            shutil.rmtree(self._own_download_dir, ignore_errors=True)
+            self._own_download_dir = None
 
     @property
     def session_hash(self) -> str | None:

@@ -21,6 +21,9 @@ from acewatchd.simulator import faults as faultmod
 from acewatchd.simulator.context import FaultError, SimContext, logger
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# gradio_client's heartbeat thread only notices Client.close() when the next heartbeat
+# arrives (15 s by default); a short interval lets tests' thread-leak checks pass quickly.
+os.environ.setdefault("GRADIO_HEARTBEAT_INTERVAL", "1")
 
 
 def _guard(ctx: SimContext, api: str, impl: Callable[..., Any]) -> Callable[..., Any]:
