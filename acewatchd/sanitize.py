@@ -55,7 +55,7 @@ def load(path: Path) -> dict[str, Any]:
     try:
         with torch.serialization.set_default_mmap_options(mmap.MAP_PRIVATE):
             data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # old (non-zip) format cannot be mmap'd; a broken file fails again below
+    except Exception:  # noqa: BLE001 - old (non-zip) format cannot be mmap'd; a broken file fails again below
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:

@@ -97,14 +97,14 @@ def scenario(master: Path, work: Path, rounds: int) -> dict[str, dict[str, float
 def render(results: dict[str, dict[str, dict[str, float]]], files: int, rounds: int,
            size_mb: float) -> str:
     lines = ["# Sanitizer benchmark", "",
-             f"`python bench/sanitize_bench.py --files {files} --rounds {rounds}` on "
-             f"{platform.machine()} Linux, {torch.get_num_threads()} torch threads, torch "
-             f"{torch.__version__}. {files} files of {size_mb:.1f} MB (fp16, T={T}, L={L}, "
-             f"D={D}); each tool gets its own fresh copy of the same files per round and runs "
-             "in its own process; times are the median of the rounds (work only, imports "
-             "excluded), RSS the peak.", "",
-             "| scenario | acewatchd s | naive s | naive / acewatchd | acewatchd peak RSS MB "
-             "| naive peak RSS MB | target | naive, 1 thread s |",
+             (f"`python bench/sanitize_bench.py --files {files} --rounds {rounds}` on "
+              f"{platform.machine()} Linux, {torch.get_num_threads()} torch threads, torch "
+              f"{torch.__version__}. {files} files of {size_mb:.1f} MB (fp16, T={T}, L={L}, "
+              f"D={D}); each tool gets its own fresh copy of the same files per round and runs "
+              "in its own process; times are the median of the rounds (work only, imports "
+              "excluded), RSS the peak."), "",
+             ("| scenario | acewatchd s | naive s | naive / acewatchd | acewatchd peak RSS MB "
+              "| naive peak RSS MB | target | naive, 1 thread s |"),
              "|---|---|---|---|---|---|---|---|"]
     targets = {"10% dirty": ">= 5x faster", "100% dirty": "<= 1.1x slower (ratio >= 0.91)"}
     for name, res in results.items():
@@ -113,12 +113,12 @@ def render(results: dict[str, dict[str, dict[str, float]]], files: int, rounds: 
                      f"{naive['seconds'] / ours['seconds']:.2f}x | {ours['peak_rss_mb']:.0f} | "
                      f"{naive['peak_rss_mb']:.0f} | {targets[name]} | "
                      f"{res['naive-1thread']['seconds']:.2f} |")
-    lines += ["", "acewatchd writes repaired files atomically (temp file, fsync, rename) and "
+    lines += ["", ("acewatchd writes repaired files atomically (temp file, fsync, rename) and "
               "never rewrites clean files; the naive baseline rewrites every file in place "
               "without fsync. acewatchd's sanitizer runs with one torch thread (it owns its "
               "child process); the last column is the baseline given the same setting, to show "
               "how much of the gap that alone explains. The target ratios compare against the "
-              "baseline as supplied.", ""]
+              "baseline as supplied."), ""]
     return "\n".join(lines)
 
 

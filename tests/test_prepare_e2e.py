@@ -30,7 +30,8 @@ pytestmark = pytest.mark.skipif(not _scan_available(),
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "acewatchd", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=300, cwd=config.parent)
+                          capture_output=True, text=True, timeout=300, cwd=config.parent,
+                          check=False)
 
 
 def test_scan_then_prepare_from_the_command_line(tmp_path: Path) -> None:

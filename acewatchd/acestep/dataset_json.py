@@ -61,7 +61,7 @@ def sample_entry(ds: Dataset, sample: SourceSample, staged: Path) -> dict[str, A
         "raw_lyrics": "" if instrumental else sample.lyrics, "formatted_lyrics": "",
         "bpm": _bpm(getattr(info, "bpm", "")) or ds.bpm,
         "keyscale": _keyscale(getattr(info, "key", "")) or ds.keyscale,
-        "timesignature": ds.timesignature, "duration": int(round(duration)),
+        "timesignature": ds.timesignature, "duration": round(duration),
         "language": "unknown" if instrumental and ds.instrumental else ds.language,
         "is_instrumental": instrumental, "custom_tag": ds.tag, "labeled": True,
         "prompt_override": None,
@@ -74,13 +74,13 @@ def _tags(path: Path) -> object | None:
         from acewatchd.tags import read_audio
 
         return read_audio(path)
-    except Exception:  # unreadable tags only lose the hints, never the sample
+    except Exception:  # noqa: BLE001 - unreadable tags only lose the hints, never the sample
         return None
 
 
 def _bpm(text: str) -> int | None:
     try:
-        value = int(round(float(text.strip())))
+        value = round(float(text.strip()))
     except (ValueError, AttributeError):
         return None
     return value if 30 <= value <= 300 else None

@@ -23,8 +23,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -91,7 +92,7 @@ def _duration(path: Path, sample: dict[str, Any]) -> float:
         info = mutagen.File(path)
         if info is not None and info.info and info.info.length:
             return float(info.info.length)
-    except Exception:  # any unreadable file: fall through to a fixed length
+    except Exception:  # noqa: BLE001, S110 - any unreadable file gets a fixed length
         pass
     return 30.0
 
@@ -235,7 +236,7 @@ def _run_pass2(tmps: list[Path], out: Path, faults: dict[str, Any],
             tmp.unlink()
             processed += 1
             logger.info("SIMULATOR pass 2: wrote %s.pt", stem)
-        except Exception as exc:  # the real code logs and goes on with the next file
+        except Exception as exc:  # noqa: BLE001 - the real code logs and goes on with the next file
             failed += 1
             logger.warning("SIMULATOR: Failed to process %s: %s", stem, exc)
         if progress_callback:
