@@ -403,3 +403,25 @@ def test_changed_or_undecodable_sidecars_are_skipped_with_a_reason(ph: PHome) ->
     assert "song0.mp3: song0.caption.txt is not UTF-8" in text
     assert "song1.mp3: changed since it was checked" in text
     assert "song2.mp3: song2.lyrics.txt: not found in the drop folder" in text
+
+
+def test_stop_event_ends_the_child_and_leaves_nothing_behind(ph: PHome) -> None:
+    import threading
+
+    five(ph)
+    stop = threading.Event()
+    stop.set()  # acewatchd is shutting down while preprocessing runs
+    with pytest.raises(AcewatchdError, match="interrupted"):
+        prepare_dataset(ph.cfg, ph.ledger, DS, stop=stop)
+    assert not list(ph.tensors.glob("*.pt")) and not list(ph.tensors.glob(".*"))
+    assert ph.prepare().samples_ok == 5  # the next run does the work
+
+
+def test_acestep_that_cannot_run_is_a_clear_error(ph: PHome) -> None:
+    import shutil
+
+    five(ph)
+    shutil.rmtree(ph.ace / "acestep")  # the root is not an ACE-Step install after all
+    with pytest.raises(AcewatchdError, match=r"exited with 1 .*No module named 'acestep'"):
+        ph.prepare()
+    assert not list(ph.tensors.glob(".*"))
