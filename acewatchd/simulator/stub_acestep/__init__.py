@@ -24,7 +24,7 @@ def install(root: Path) -> None:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     target = root / "acestep"
-    if target.exists() and not (target / "__init__.py").read_text("utf-8").count("SIMULATOR"):
+    if target.exists() and not _is_ours(target):
         raise RuntimeError(f"{target} exists and is not the simulator's: refusing to replace it")
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(_HERE / "acestep", target,
@@ -32,6 +32,13 @@ def install(root: Path) -> None:
     shutil.copyfile(_HERE / MARKER, root / MARKER)
     (root / "checkpoints").mkdir(exist_ok=True)
     (root / ".simulator").mkdir(exist_ok=True)
+
+
+def _is_ours(target: Path) -> bool:
+    try:
+        return "SIMULATOR" in (target / "__init__.py").read_text("utf-8")
+    except OSError:
+        return False
 
 
 def set_faults(root: Path, faults: dict[str, Any]) -> None:
