@@ -131,8 +131,7 @@ class TrainingJob:
                 and same_params(self.env.ledger, self.dataset, last["run_name"], self.params)):
             self.run_name = last["run_name"]
         else:
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.env.clock.time()))
-            self.run_name = f"{stamp}-{self.content_hash[:8]}"
+            self.run_name = self._new_name()
             save_params(self.env.ledger, self.dataset, self.run_name, self.params)
         ck = latest_checkpoint(self.folder)
         self.epochs_done = ck[0] if ck else 0
@@ -143,6 +142,17 @@ class TrainingJob:
                 " ?, ?, ?)", (self.dataset, self.env.clock.time(), self.content_hash,
                               self.run_name, self.params["epochs"], self.epochs_done,
                               self._ck_rel(ck))).lastrowid
+
+    def _new_name(self) -> str:
+        """<local time>-<content hash>; never an existing folder (a new run must not pick up
+        another run's checkpoints or final adapter)."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.env.clock.time()))
+        base = name = f"{stamp}-{self.content_hash[:8]}"
+        n = 1
+        while run_dir(self.cfg, self.dataset, name).exists():
+            n += 1
+            name = f"{base}-{n}"
+        return name
 
     @property
     def folder(self) -> Path:
