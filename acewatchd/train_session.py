@@ -81,26 +81,31 @@ class _Guard(threading.Thread):
         self.finished = threading.Event()
         self.reason = ""
 
-    def _why(self) -> str:
+    def _why(self, check_power: bool) -> str:
         if self.env.stop.is_set():
             return "acewatchd is stopping"
         if self.window_end is not None and self.env.clock.time() >= self.window_end:
             return "the training window ended"
-        if self.need_ac and not self.env.power.on_ac_power():
+        if check_power and self.need_ac and not self.env.power.on_ac_power():
             return "running on battery (require_ac_power)"
         return ""
 
     def run(self) -> None:
-        while not self.finished.is_set():
-            self.env.stop.wait(self.env.guard_interval)
-            why = "" if self.finished.is_set() else self._why()
+        # Short ticks so a daemon stop or the end of training is seen at once; the power
+        # source (a pmset subprocess) is asked only every guard_interval.
+        tick = min(self.env.guard_interval, 0.25)
+        next_power = 0.0
+        while not self.finished.wait(tick):
+            now = time.monotonic()
+            why = self._why(now >= next_power)
+            next_power = now + self.env.guard_interval if now >= next_power else next_power
             if not why:
                 continue
             try:
                 logger.info("stopping training: %s (%s)", why, self.client.stop_training())
                 self.reason = why
                 return
-            except Exception as exc:  # retried next tick; the session may be reconnecting
+            except Exception as exc:  # retried; the session may be reconnecting
                 logger.warning("stop_training failed: %s", exc)
                 self.finished.wait(self.env.guard_interval)
 

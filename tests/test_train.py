@@ -110,14 +110,16 @@ def test_training_job_records_run_and_progress(tmp_path: Path) -> None:
 def test_new_run_never_reuses_an_existing_folder(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, '[train]\nepochs = 100\n')
     ledger = Ledger(cfg.paths.state)
-    env = NightlyEnv(ledger, lambda: FakeClient(cfg.acestep.root), StepClock(1e9),
-                     threading.Event(), FakePower())
+    clock = StepClock(1e9)
+    clock.time = lambda: 1e9  # type: ignore[method-assign]  # frozen: same second twice
+    env = NightlyEnv(ledger, lambda: FakeClient(cfg.acestep.root), clock, threading.Event(),
+                     FakePower())
     try:
         first = TrainingJob(cfg, env, "songs", tensor_dir="./t", content_hash="d" * 16, songs=2,
                             window_end=None).run()
         again = TrainingJob(cfg, env, "songs", tensor_dir="./t", content_hash="d" * 16, songs=2,
                             window_end=None)
-        again._plan()  # same clock second, same content: must not land in the same folder
+        again._plan()  # same second, same content: must not land in the same folder
         assert again.run_name == f"{first.run_name}-2"
         assert not again.folder.exists()
     finally:
