@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 # slept, the daemon was down) is left to the ledger-based catch-up, which knows the window.
 MISFIRE_GRACE_SECONDS = 300
 NEXT_KV = "schedule.next"
+PUBLISH_SECONDS = 60.0
 # The longest possible window is just under a day; one extra hour covers a DST shift.
 _LOOKBACK = timedelta(hours=25)
 
@@ -186,9 +187,11 @@ class WakeDetector:
         self.on_wake(jump)
         return jump
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, on_tick: Callable[[], None] | None = None) -> None:
         while not self.clock.sleep(self.interval, stop):  # type: ignore[attr-defined]
             self.check()
+            if on_tick is not None:
+                on_tick()
 
 
 # --------------------------------------------------------------------------- the component
@@ -219,6 +222,7 @@ class SchedulerComponent:
         self._threads: list[threading.Thread] = []
         self.wake = WakeDetector(ctx.clock, self._on_wake, wake_threshold, wake_interval)
         self.running_fire: tuple[str, float] | None = None
+        self._next_publish = time.monotonic() + PUBLISH_SECONDS
 
     # -- Component protocol
     def start(self) -> None:
@@ -349,7 +353,17 @@ class SchedulerComponent:
         self.publish_next()
 
     def _watch(self) -> None:
-        self.wake.run(self._stop)
+        self.wake.run(self._stop, self._tick)
+
+    def _tick(self) -> None:
+        """Refresh `status`'s next-run times now and then (new drop folders, passed starts)."""
+        now = time.monotonic()
+        if now >= self._next_publish:
+            self._next_publish = now + PUBLISH_SECONDS
+            try:
+                self.publish_next()
+            except Exception:  # a locked ledger or a vanished folder must not end the thread
+                logger.exception("could not publish the next run times")
 
     def _on_wake(self, jump: float) -> None:
         logger.info("clock jumped %.0fs against the monotonic clock: woke from sleep", jump)

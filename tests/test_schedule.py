@@ -225,3 +225,24 @@ def test_editing_cron_moves_next_run(component_env: dict[str, Any]) -> None:
     assert after["songs"] == "2026-06-07T03:15:00+00:00"  # the Sunday after Tuesday 2 June
     times = list(comp.next_run_times().values())
     assert len(times) == 1 and (times[0].hour, times[0].minute, times[0].weekday()) == (3, 15, 6)
+
+
+def test_cron_job_fires_the_run_for_its_start_time(component_env: dict[str, Any]) -> None:
+    comp, clock, rec = component_env["comp"], component_env["clock"], component_env["recorder"]
+    comp.start()
+    clock.set_wall(utc(2026, 6, 3, 1, 0, 0).timestamp() + 0.5)  # APScheduler fires at 01:00
+    for job in comp._sched.get_jobs():
+        job.func(*job.args)         # what APScheduler's executor calls
+        job.func(*job.args)         # a duplicate fire (coalesced misfire, wake) is ignored
+    assert wait_for(lambda: rec.calls)
+    time.sleep(0.2)
+    assert [(c[0], c[1]) for c in rec.calls] == [(["songs"], utc(2026, 6, 3, 1).timestamp())]
+
+
+def test_scheduler_settings_are_deliberate(component_env: dict[str, Any]) -> None:
+    comp = component_env["comp"]
+    comp.start()
+    job = comp._sched.get_jobs()[0]
+    assert job.coalesce is True and job.max_instances == 1
+    assert job.misfire_grace_time == 300
+    assert str(job.trigger.timezone) == "UTC"
