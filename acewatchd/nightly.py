@@ -174,6 +174,8 @@ def _pipeline(cfg: Config, env: NightlyEnv, dataset: str, window_end: float | No
               force: bool, fail_if_locked: bool) -> tuple[str, str, dict[str, Any]]:
     lock = JobLock(cfg.paths.state)
     if not _acquire(env, lock, window_end, fail_if_locked):
+        if env.stop.is_set():
+            return "interrupted", "acewatchd stopped while another job held the lock", {}
         return "skipped", "another training job held the lock all window", {}
     try:
         mark_stale_runs(env.ledger, dataset, ("train", "manual"))
@@ -186,6 +188,8 @@ def _pipeline(cfg: Config, env: NightlyEnv, dataset: str, window_end: float | No
             return "skipped", "unchanged since its last LoRA", {"content_hash": content_hash}
         logger.info("%s: training (%s)", dataset, why)
         if not _server_ready(env, window_end):
+            if env.stop.is_set():  # not "skipped": a restart inside the window tries again
+                return "interrupted", "acewatchd stopped while waiting for ACE-Step", {}
             return "skipped", (f"ACE-Step did not answer at {cfg.acestep.url} within the "
                                "window; waiting for the next night"), {}
         with env.power.hold_awake(os.getpid()):
@@ -219,6 +223,10 @@ def _prepare_train_render(cfg: Config, env: NightlyEnv, dataset: str,
     prep = stages.prepare(cfg, env.ledger, dataset, env.stop)
     if not getattr(prep, "samples_ok", 0):
         return "failed", "no usable samples after preparing", {}
+    if env.stop.is_set() or (window_end is not None and env.clock.time() >= window_end):
+        # Preparing took the rest of the window; the tensors are kept for the next night.
+        return "interrupted", "prepared, but the window ended before training", \
+            {"content_hash": prep.content_hash}
     result = TrainingJob(cfg, env, dataset, tensor_dir=prep.tensor_dir_rel,
                          content_hash=prep.content_hash, songs=prep.samples_ok,
                          window_end=window_end).run()

@@ -132,3 +132,33 @@ def test_failed_training_is_failed_with_reason(rig: dict[str, Any]) -> None:
     msg = rig["ledger"].connect().execute("SELECT message FROM runs WHERE job='nightly'"
                                           ).fetchone()[0]
     assert "Training failed" in msg
+
+
+def test_stop_while_waiting_for_server_is_interrupted_not_skipped(rig: dict[str, Any]) -> None:
+    rig["box"]["down"] = True
+    env = rig["env"]
+    timer = threading.Timer(0.3, env.stop.set)
+    timer.start()
+    try:
+        assert run_dataset(rig["config"], env, "a", scheduled_for=START,
+                           window_end=env.clock.time() + 3600) == "interrupted"
+    finally:
+        timer.cancel()
+    # interrupted is resumable: a restart inside the window may run this start time again
+    from acewatchd.nightly import already_ran
+    assert not already_ran(rig["ledger"], "a", START)
+
+
+def test_window_ending_during_prepare_does_not_start_training(rig: dict[str, Any]) -> None:
+    env, stages = rig["env"], rig["stages"]
+    end = env.clock.time() + 3600
+    real_prepare = stages.prepare
+
+    def slow_prepare(*a: Any, **kw: Any) -> Any:
+        env.clock.set_wall(end + 1)  # preprocessing ate the rest of the window
+        return real_prepare(*a, **kw)
+
+    env.hooks.prepare = slow_prepare
+    assert run_dataset(rig["config"], env, "a", scheduled_for=START, window_end=end) == \
+        "interrupted"
+    assert outcomes(rig["ledger"], "train") == []
