@@ -175,19 +175,25 @@ class Daemon:
             chunk = done[start:start + _BATCH]
             try:
                 with self.ingestor.writer.batch():  # one ledger commit per batch
-                    for path in chunk:
-                        self._ingest_one(path)
+                    self._ingest_chunk(chunk)
             except sqlite3.Error:
                 logger.exception("ledger write failed; the files are retried")
                 for path in chunk:
                     self.settler.add(path)
 
-    def _ingest_one(self, path: Path) -> None:
+    def _ingest_chunk(self, chunk: list[Path]) -> None:
         try:
-            self.ingestor.process(path)
-        except Exception as exc:  # a bug with one file must not stop the daemon
-            logger.exception("ingest failed", extra={"path": str(path)})
-            self.ingestor.writer.event("error", f"{path.name}: ingest failed: {exc}")
+            self.ingestor.process_many(chunk)
+        except sqlite3.Error:
+            raise
+        except Exception:  # a bug with one file must not stop the others: one by one
+            logger.exception("batch ingest failed; retrying file by file")
+            for path in chunk:
+                try:
+                    self.ingestor.process(path)
+                except Exception as exc:
+                    logger.exception("ingest failed", extra={"path": str(path)})
+                    self.ingestor.writer.event("error", f"{path.name}: ingest failed: {exc}")
 
     def _gave_up(self, path: Path) -> None:
         minutes = self.cfg.watch.settle_ceiling_minutes

@@ -18,6 +18,8 @@ import sqlite3
 import string
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from acewatchd.batch import Writer
@@ -71,26 +73,60 @@ def lyrics_text(info: AudioInfo, ds: Dataset) -> str:
     return info.lyrics.strip() + "\n"
 
 
+@dataclass(frozen=True)
+class StubJob:
+    dataset: str
+    relpath: str            # NFC, the ledger key
+    audio: Path             # on disk
+    texts: dict[str, str]   # kind -> text
+
+
 def write_stubs(writer: Writer, dataset: str, relpath: str, audio: Path,
                 texts: dict[str, str]) -> dict[str, str]:
-    """Write each missing stub; returns kind -> 'written' | 'ours' | 'user'. Safe to repeat
-    after a kill -9 at any point: an existing stub equal to what we would write is ours."""
-    outcome: dict[str, str] = {}
-    for kind, text in texts.items():
-        path = stub_path(audio, kind)
-        data = text.encode("utf-8")
-        digest = sha256_bytes(data)
-        recorded = _recorded(writer, dataset, relpath, kind)
-        if _write_new(path, data):
-            writer.wrote_in(path.parent)
-            _record(writer, dataset, relpath, kind, path, digest)
-            outcome[kind] = "written"
-        elif recorded is None and _hash_or_none(path) == digest:
-            _record(writer, dataset, relpath, kind, path, digest)  # written, then killed
-            outcome[kind] = "ours"
-        else:
-            outcome[kind] = "ours" if recorded == _hash_or_none(path) else "user"
-    return outcome
+    return write_stubs_many(writer, [StubJob(dataset, relpath, audio, texts)])[0]
+
+
+def write_stubs_many(writer: Writer, jobs: list[StubJob]) -> list[dict[str, str]]:
+    """Write each missing stub; per job kind -> 'written' | 'ours' | 'user'. Safe to repeat
+    after a kill -9 at any point: an existing stub equal to what we would write is ours.
+    All temp files are fsync'd together (concurrent fsyncs share journal commits) before any
+    is linked into place, so a name never points at data that is not on disk."""
+    outcomes: list[dict[str, str]] = [{} for _ in jobs]
+    temps: list[tuple[int, str, Path, str, str]] = []  # job, kind, path, tmp, digest
+    try:
+        for index, job in enumerate(jobs):
+            for kind, text in job.texts.items():
+                path, data = stub_path(job.audio, kind), text.encode("utf-8")
+                if os.path.lexists(path):
+                    outcomes[index][kind] = _existing(writer, job, kind, path, sha256_bytes(data))
+                    continue
+                temps.append((index, kind, path, _write_temp(path, data), sha256_bytes(data)))
+        _fsync_all([t[3] for t in temps])
+        for index, kind, path, tmp, digest in temps:
+            outcomes[index][kind] = _link(writer, jobs[index], kind, path, tmp, digest)
+    finally:
+        for *_, tmp, _digest in temps:
+            _unlink(tmp)
+    return outcomes
+
+
+def _existing(writer: Writer, job: StubJob, kind: str, path: Path, digest: str) -> str:
+    recorded = _recorded(writer, job.dataset, job.relpath, kind)
+    current = _hash_or_none(path)
+    if recorded is None and current == digest:
+        _record(writer, job.dataset, job.relpath, kind, path, digest)  # written, then killed
+        return "ours"
+    return "ours" if recorded is not None and recorded == current else "user"
+
+
+def _link(writer: Writer, job: StubJob, kind: str, path: Path, tmp: str, digest: str) -> str:
+    try:
+        os.link(tmp, path)  # never replaces: a file the user made meanwhile wins
+    except FileExistsError:
+        return _existing(writer, job, kind, path, digest)
+    writer.wrote_in(path.parent)
+    _record(writer, job.dataset, job.relpath, kind, path, digest)
+    return "written"
 
 
 def stub_state(ledger_hash: str | None, path: Path) -> str:
@@ -135,21 +171,35 @@ def _hash_or_none(path: Path) -> str | None:
         return None
 
 
-def _write_new(path: Path, data: bytes) -> bool:
-    """fsutil.atomic_write_bytes(overwrite=False) minus the folder fsync, which the Writer
-    does (once per folder in a batch). os.link never replaces: an existing file always wins."""
+def _write_temp(path: Path, data: bytes) -> str:
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return tmp
+
+
+def _fsync_all(paths: list[str]) -> None:
+    def sync(p: str) -> None:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            full_fsync(fd)
+        finally:
+            os.close(fd)
+
+    if len(paths) <= 2:
+        for p in paths:
+            sync(p)
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(paths)),
+                            thread_name_prefix="stub-fsync") as pool:
+        list(pool.map(sync, paths))
+
+
+def _unlink(path: str) -> None:
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            full_fsync(fh.fileno())
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp)
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _recorded(writer: Writer, dataset: str, relpath: str, kind: str) -> str | None:
