@@ -63,7 +63,8 @@ class NightlyEnv:
     backoff: float = 5.0          # first retry delay when ACE-Step does not answer
     backoff_max: float = 300.0
     guard_interval: float = 5.0   # how often a running training checks window/stop/battery
-    quiet_seconds: float = 180.0  # run folder unchanged this long = old session gone
+    # Run folder unchanged this long = an old session is gone (TensorBoard flushes ~2 min).
+    quiet_seconds: float = 300.0
     max_recoveries: int = 5
 
     @classmethod

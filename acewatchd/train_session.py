@@ -102,12 +102,18 @@ class _Guard(threading.Thread):
             if not why:
                 continue
             try:
-                logger.info("stopping training: %s (%s)", why, self.client.stop_training())
-                self.reason = why
-                return
+                answer = self.client.stop_training()
             except Exception as exc:  # retried; the session may be reconnecting
                 logger.warning("stop_training failed: %s", exc)
                 self.finished.wait(self.env.guard_interval)
+                continue
+            logger.info("stopping training: %s (ACE-Step: %s)", why, answer.strip()[:200])
+            self.reason = why
+            if "no training in progress" not in answer.lower():
+                return
+            # Asked before the training loop began (it checks the flag per batch only once
+            # running): ask again until it takes.
+            self.finished.wait(self.env.guard_interval)
 
     def done(self) -> None:
         self.finished.set()

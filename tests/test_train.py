@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_nightly_support import FakeClient, StepClock, make_config
@@ -122,5 +123,43 @@ def test_new_run_never_reuses_an_existing_folder(tmp_path: Path) -> None:
         again._plan()  # same second, same content: must not land in the same folder
         assert again.run_name == f"{first.run_name}-2"
         assert not again.folder.exists()
+    finally:
+        ledger.close()
+
+
+class LateStartClient(FakeClient):
+    """ACE-Step before its loop runs: the first stop answers "No training in progress"."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.stopped = threading.Event()
+        self.stops = 0
+
+    def stop_training(self) -> str:
+        self.stops += 1
+        if self.stops == 1:
+            return "⚠️ No training in progress"
+        self.stopped.set()
+        return "⏹️ Stopping training..."
+
+    def train(self, **kw: Any) -> Any:
+        from acewatchd.acestep.training_stream import TrainingOutcome
+
+        assert self.stopped.wait(10), "the guard gave up after the first answer"
+        return TrainingOutcome("stopped", None, "⏹️ Training stopped by user")
+
+
+def test_stop_is_repeated_until_acestep_takes_it(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, '[train]\nepochs = 100\n')
+    ledger = Ledger(cfg.paths.state)
+    client = LateStartClient(cfg.acestep.root)
+    clock = StepClock(1e9)
+    env = NightlyEnv(ledger, lambda: client, clock, threading.Event(), FakePower(),
+                     guard_interval=0.02)
+    try:
+        res = TrainingJob(cfg, env, "songs", tensor_dir="./t", content_hash="e" * 16, songs=2,
+                          window_end=clock.time() - 1).run()
+        assert res.outcome == "interrupted" and client.stops == 2
+        assert res.message == "the training window ended"
     finally:
         ledger.close()
