@@ -212,6 +212,9 @@ def _train_now(cfg: Config, dataset: str) -> int:
         print("stopping training (it resumes from its last checkpoint next time)...")
         env.stop.set()
         worker.join()
+    finally:
+        if env.server is not None:  # a server this command started does not outlive it
+            env.server.stop()
     if "error" in result:
         raise result["error"]
     outcome = str(result.get("outcome", "failed"))
