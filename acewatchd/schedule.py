@@ -222,6 +222,8 @@ class SchedulerComponent:
 
     def _tick(self) -> None:
         """Refresh `status`'s next-run times now and then (new drop folders, passed starts)."""
+        if self.ctx.stop.is_set():  # the daemon is going down: let a training stop now
+            self._stop.set()
         now = time.monotonic()
         if now >= self._next_publish:
             self._next_publish = now + PUBLISH_SECONDS
