@@ -242,3 +242,42 @@ def test_stub_written_only_where_missing(home: Home, daemon: Daemon, good_mp3: P
     db.close()
     assert kinds == ["caption"]
     assert sha256_file(ds / "mine.mp3") == sha256_file(good_mp3)
+
+
+def test_observer_thread_death_rebuilds_and_rescans(home: Home, daemon: Daemon,
+                                                    good_mp3: Path) -> None:
+    (home.drop / "ambient").mkdir(parents=True)
+    dead = daemon.watcher._observer
+    assert dead is not None
+    dead.stop()
+    dead.join(5)
+    # Arrives while nothing watches: only the rescan after the rebuild can find it.
+    shutil.copyfile(good_mp3, home.drop / "ambient" / "missed.mp3")
+    daemon._next_rescan = time.monotonic() + 3600
+    pump(daemon, lambda: daemon.watcher._observer is not dead)
+    pump(daemon, lambda: state(daemon, "ambient", "missed.mp3") == "stubbed")
+
+
+def test_periodic_rescan_with_injected_clock(home: Home, good_mp3: Path) -> None:
+    """No watcher at all: the periodic reconciliation scan alone finds the file; settle time
+    is stepped on a fake clock instead of slept."""
+    from conftest import FakeClock
+
+    clock = FakeClock()
+    d = Daemon(load_config(home.config), clock=clock)
+    d.watcher.healthy = lambda: True  # type: ignore[method-assign]  # never started
+    try:
+        d.step()  # the start-up scan: nothing yet
+        (home.drop / "ambient").mkdir(parents=True)
+        shutil.copyfile(good_mp3, home.drop / "ambient" / "later.mp3")
+        d.step()
+        assert state(d, "ambient", "later.mp3") is None
+        clock.advance(d.cfg.watch.rescan_minutes * 60 + 1)
+        d.step()
+        assert state(d, "ambient", "later.mp3") == "seen"
+        for _ in range(10):
+            clock.advance(d.cfg.watch.poll_seconds)
+            d.step()
+        assert state(d, "ambient", "later.mp3") == "stubbed"
+    finally:
+        d.close()
