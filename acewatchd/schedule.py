@@ -88,6 +88,7 @@ class SchedulerComponent:
         self.wake = WakeDetector(ctx.clock, self._on_wake, wake_threshold, wake_interval)
         self.running_fire: tuple[str, float] | None = None
         self._next_publish = time.monotonic() + PUBLISH_SECONDS
+        self._prestarted: set[tuple[str, float]] = set()
 
     # -- Component protocol
     def start(self) -> None:
@@ -185,11 +186,35 @@ class SchedulerComponent:
             try:
                 key, fire_ts, reason = self._queue.get(timeout=0.2)
             except queue.Empty:
+                self._maybe_prestart()
                 continue
             try:
                 self._run_fire(key, fire_ts)
             except Exception:  # the worker must survive one bad night
                 logger.exception("nightly run %s failed", key)
+
+    def _maybe_prestart(self) -> None:
+        """A managed ACE-Step takes minutes to load: start it [acestep] start_before_minutes
+        before a group's next start (on this idle worker, so it never delays a run)."""
+        server = getattr(self.env, "server", None)
+        cfg = self.ctx.config()
+        lead = cfg.acestep.start_before_minutes * 60
+        if server is None or not getattr(server, "managed", False) or lead <= 0:
+            return
+        now = _utc(self.ctx.clock.time())
+        for group in schedule_groups(cfg):
+            nxt = next_fire(group.schedule, now)
+            if nxt is None or (nxt - now).total_seconds() > lead or not group.datasets:
+                continue
+            if (group.key, nxt.timestamp()) in self._prestarted:
+                return
+            self._prestarted.add((group.key, nxt.timestamp()))
+            logger.info("starting the managed ACE-Step server for the %s run", nxt.isoformat())
+            try:
+                server.ensure_running()
+            except Exception as exc:  # the run itself retries with backoff
+                logger.warning("managed ACE-Step did not start ahead of the run: %s", exc)
+            return
 
     def _run_fire(self, key: str, fire_ts: float) -> None:
         from acewatchd.nightly import run_nightly

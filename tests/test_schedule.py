@@ -246,3 +246,33 @@ def test_scheduler_settings_are_deliberate(component_env: dict[str, Any]) -> Non
     assert job.coalesce is True and job.max_instances == 1
     assert job.misfire_grace_time == 300
     assert str(job.trigger.timezone) == "UTC"
+
+
+class FakeServer:
+    managed = True
+
+    def __init__(self) -> None:
+        self.starts = 0
+        self.stops = 0
+
+    def ensure_running(self) -> None:
+        self.starts += 1
+
+    def restart(self) -> None:
+        self.starts += 1
+
+    def stop(self, deadline: float | None = None) -> None:
+        self.stops += 1
+
+
+def test_managed_server_started_ahead_of_the_run(component_env: dict[str, Any]) -> None:
+    comp, clock = component_env["comp"], component_env["clock"]
+    server = FakeServer()
+    comp.env.server = server
+    comp.start()
+    time.sleep(0.5)
+    assert server.starts == 0                           # noon: nothing due
+    clock.advance(utc(2026, 6, 3, 0, 56).timestamp() - clock.time())  # 4 min before 01:00
+    assert wait_for(lambda: server.starts == 1)
+    time.sleep(0.5)
+    assert server.starts == 1                           # once per start time
