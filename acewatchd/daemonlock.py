@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from acewatchd.errors import AlreadyRunning
 
@@ -60,7 +61,7 @@ class InstanceLock:
         self.purpose = purpose
         self._fd: int | None = None
 
-    def __enter__(self) -> InstanceLock:
+    def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if not _try_lock(fd):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from acewatchd.config import Config, load_config
 from acewatchd.errors import ConfigError
@@ -101,14 +101,15 @@ def _load_nonempty(path: os.PathLike[str]) -> Config:
     """An emptied config.toml would silently mean "all defaults, no datasets": refuse it."""
     cfg = load_config(path)
     try:
-        empty = not open(path, encoding="utf-8").read().strip()
+        with open(path, encoding="utf-8") as fh:
+            empty = not fh.read().strip()
     except OSError:
         empty = False
     if empty:
-        raise ConfigError(str(path), ["the file is empty (an empty edit would reset every "
-                                      "setting to its default)"])
+        raise ConfigError(str(path), [("the file is empty (an empty edit would reset every "
+                                       "setting to its default)")])
     return cfg
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

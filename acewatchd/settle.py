@@ -77,7 +77,9 @@ class Settler:
 
     def poll(self) -> PollResult:
         """Look at every pending file once."""
-        settled, vanished, gave_up = [], [], []
+        settled: list[Path] = []
+        vanished: list[Path] = []
+        gave_up: list[Path] = []
         now, wall = self.clock.monotonic(), self.clock.time()
         for path, entry in list(self._pending.items()):
             try:

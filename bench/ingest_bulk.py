@@ -19,7 +19,7 @@ from pathlib import Path
 import mutagen
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_common import corpus, machine, make_home, start_daemon, stop_daemon, wait_for  # noqa
+from ingest_common import corpus, machine, make_home, start_daemon, stop_daemon, wait_for
 
 DATASETS = ("kim_kyungho", "ambient", "third")
 

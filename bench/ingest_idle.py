@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_common import corpus, machine, make_home, start_daemon, stop_daemon, wait_for  # noqa
+from ingest_common import corpus, machine, make_home, start_daemon, stop_daemon, wait_for
 
 
 def heavy_imports() -> list[str]:

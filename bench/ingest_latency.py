@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_common import corpus, machine, make_home, start_daemon, stop_daemon, wait_for  # noqa
+from ingest_common import corpus, machine, make_home, start_daemon, stop_daemon, wait_for
 
 
 def run(files: int, settle: float, poll: float, polls: int) -> list[float]:

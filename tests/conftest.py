@@ -125,7 +125,7 @@ def acewatchd_cmd(home: Home, *args: str) -> list[str]:
 
 def run_cli(home: Home, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(acewatchd_cmd(home, *args), capture_output=True, text=True,
-                          timeout=timeout, cwd=home.root)
+                          timeout=timeout, cwd=home.root, check=False)
 
 
 @pytest.fixture

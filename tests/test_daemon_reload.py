@@ -79,7 +79,7 @@ def test_live_reload_good_and_bad_edits(home: Home, run_daemon, tmp_path: Path) 
     for what, (text, words) in bad_edits.items():
         before = config_events(home)
         home.write_config(text)
-        wait_until(lambda: words in (kv(home, "config.error") or ""), 10, message=what)
+        wait_until(lambda w=words: w in (kv(home, "config.error") or ""), 10, message=what)
         home.write_config(text)  # saved again unchanged: still one report
         time.sleep(2.5)  # two supervision rounds (the fallback stat poll) must add nothing
         assert config_events(home) == before + 1, what

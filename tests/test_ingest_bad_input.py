@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Home, wait_until
+from conftest import Home
 
 from acewatchd.audiogen import SongTags, make_mp3
 from acewatchd.config import load_config

@@ -150,7 +150,7 @@ def _ingestor(tmp_path: Path, extra: str = "") -> tuple[Ingestor, Ledger, Path]:
 
 
 def test_write_stubs_never_clobbers_and_recovers_after_kill(tmp_path: Path) -> None:
-    ing, ledger, drop = _ingestor(tmp_path)
+    _, ledger, drop = _ingestor(tmp_path)
     audio = drop / "d" / "a.mp3"
     audio.parent.mkdir(parents=True)
     audio.write_bytes(b"")
