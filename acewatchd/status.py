@@ -18,7 +18,8 @@ from acewatchd.config import Config, find_config_path, load_config
 from acewatchd.daemonlock import holder_pid
 from acewatchd.errors import ConfigError
 from acewatchd.ledger import DB_NAME
-from acewatchd.stubs import stub_state
+from acewatchd.ingest import locate
+from acewatchd.stubs import KINDS, stub_path, stub_state
 
 _RECENT_EVENTS = 10
 
@@ -57,7 +58,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         report["config"]["daemon_error"] = kv.get("config.error", "")
         report["config"]["daemon_loaded"] = kv.get("config.loaded", "")
         report["schedule_next"] = _json_or_empty(kv.get("schedule.next"))
-        report["datasets"] = _datasets(conn)
+        report["datasets"] = _datasets(conn, cfg)
         report["recent_errors"] = _events(conn)
         report["runs"] = _running(conn)
     finally:
@@ -77,7 +78,7 @@ def _open_ro(db: Path) -> sqlite3.Connection | None:
     return conn
 
 
-def _datasets(conn: sqlite3.Connection) -> dict[str, Any]:
+def _datasets(conn: sqlite3.Connection, cfg: Config | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for row in conn.execute("SELECT dataset, state, count(*) n FROM files WHERE state != 'gone'"
                             " GROUP BY dataset, state"):
@@ -89,7 +90,24 @@ def _datasets(conn: sqlite3.Connection) -> dict[str, Any]:
                             "WHERE f.state != 'gone'"):
         if row["dataset"] in out:
             out[row["dataset"]]["stubs"][stub_state(row["sha256"], Path(row["stub_path"]))] += 1
+    if cfg is not None:
+        _count_users_own(conn, cfg, out)
     return out
+
+
+def _count_users_own(conn: sqlite3.Connection, cfg: Config, out: dict[str, Any]) -> None:
+    """A stubbed file with no stub row of some kind: the user's sidecar was there first (we
+    never wrote one), so it counts as reviewed; if it is gone, as missing."""
+    rows = conn.execute("SELECT f.dataset, f.relpath, group_concat(s.kind) kinds FROM files f "
+                        "LEFT JOIN stubs s ON s.dataset=f.dataset AND s.relpath=f.relpath "
+                        "WHERE f.state='stubbed' GROUP BY f.dataset, f.relpath").fetchall()
+    for row in rows:
+        have = set((row["kinds"] or "").split(","))
+        lacking = [k for k in KINDS if k not in have]
+        audio = locate(cfg, row["dataset"], row["relpath"]) if lacking else None
+        for kind in lacking:
+            found = audio is not None and stub_path(audio, kind).exists()
+            out[row["dataset"]]["stubs"]["reviewed" if found else "missing"] += 1
 
 
 def _events(conn: sqlite3.Connection) -> list[dict[str, Any]]:

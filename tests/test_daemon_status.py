@@ -21,6 +21,7 @@ def test_status_counts_runs_and_schedule(home: Home, tmp_path: Path) -> None:
     for name in ("a.mp3", "b.mp3", "c.mp3"):
         shutil.copyfile(song, ds / name)
     (ds / "bad.mp3").write_text("nope", encoding="utf-8")
+    (ds / "c.lyrics.txt").write_text("내 가사\n", encoding="utf-8")  # the user's, from before
     assert run_cli(home, "scan").returncode == 0
     (ds / "a.caption.txt").write_text("내가 고친 캡션\n", encoding="utf-8")
     ledger = Ledger(home.state)
@@ -36,7 +37,7 @@ def test_status_counts_runs_and_schedule(home: Home, tmp_path: Path) -> None:
     report = json.loads(run_cli(home, "status", "--json").stdout)
     kim = report["datasets"]["kim_kyungho"]
     assert kim["files"] == {"stubbed": 3, "rejected": 1}
-    assert kim["stubs"] == {"untouched": 5, "reviewed": 1, "missing": 0}
+    assert kim["stubs"] == {"untouched": 4, "reviewed": 2, "missing": 0}
     assert report["daemon"] == {"running": False, "pid": None}
     assert report["config"]["valid"] is True
     assert "bad.mp3 was rejected" in report["recent_errors"][0]["message"]
@@ -45,7 +46,7 @@ def test_status_counts_runs_and_schedule(home: Home, tmp_path: Path) -> None:
     assert report["schedule_next"] == {"kim_kyungho": "2026-11-26T01:00:00+01:00"}
 
     text = run_cli(home, "status").stdout
-    assert "kim_kyungho: 1 rejected, 3 stubbed; stubs 1 reviewed, 5 untouched" in text
+    assert "kim_kyungho: 1 rejected, 3 stubbed; stubs 2 reviewed, 4 untouched" in text
     assert "epoch 12/800, step 96, loss 0.4321, ETA 1:02:03" in text
     assert "next     kim_kyungho: 2026-11-26T01:00:00+01:00" in text
     assert (home.state / "ledger.sqlite3").stat().st_mtime_ns == before  # read-only
