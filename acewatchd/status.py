@@ -17,8 +17,8 @@ from typing import Any
 from acewatchd.config import Config, find_config_path, load_config
 from acewatchd.daemonlock import holder_pid
 from acewatchd.errors import ConfigError
-from acewatchd.ledger import DB_NAME
 from acewatchd.ingest import locate
+from acewatchd.ledger import DB_NAME
 from acewatchd.stubs import KINDS, stub_path, stub_state
 
 _RECENT_EVENTS = 10
