@@ -145,7 +145,7 @@ def _iso(ts: float | None) -> str:
 def render(report: dict[str, Any]) -> str:
     cfg, daemon = report["config"], report["daemon"]
     lines = [f"config   {cfg['path']}: " + ("ok" if cfg["valid"] else f"INVALID: {cfg['error']}")]
-    if cfg.get("daemon_error"):
+    if cfg.get("daemon_error") and daemon["running"]:
         lines.append(f"         daemon kept its last good config: {cfg['daemon_error']}")
     lines.append("daemon   " + (f"running (pid {daemon['pid']})" if daemon["running"]
                                  else "not running"))
