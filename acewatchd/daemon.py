@@ -220,6 +220,9 @@ class Daemon:
         if new is None:
             return
         old, self.cfg = self.cfg, new
+        if new.paths.state != old.paths.state:  # the ledger and lock stay where they are
+            logger.warning("paths.state changed: takes effect at the next restart",
+                           extra={"state": str(old.paths.state)})
         self.settler.watch = new.watch
         if (new.paths.logs, new.logging) != (old.paths.logs, old.logging):
             _setup_logging(new)

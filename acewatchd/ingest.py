@@ -4,7 +4,7 @@ Every step checks its artifact before doing work, so duplicate events, rescans a
 after kill -9 are no-ops: a file whose (size, mtime_ns, inode) matches a finished ledger row is
 skipped without reading it; stubs are written only where none exists. Ledger paths are
 NFC-normalised (macOS hands out NFD names); the files on disk keep whatever form they have, and
-``locate()`` maps a ledger row back to its file.
+``dropdir.locate()`` maps a ledger row back to its file.
 """
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 
 from acewatchd.batch import Writer
 from acewatchd.config import Config
-from acewatchd.fsutil import is_own_temp, sha256_file
+from acewatchd.dropdir import STALE_TEMP_SECONDS, ignored_name, locate, nfc, walk_drop
+from acewatchd.fsutil import sha256_file
 from acewatchd.ledger import Ledger
 from acewatchd.settle import Signature, signature
 from acewatchd.stubs import (
-    SIDECAR_SUFFIXES,
     StubJob,
     caption_text,
     lyrics_text,
@@ -34,39 +33,9 @@ from acewatchd.validate import UNREADABLE, check_link, reject, validate
 
 logger = logging.getLogger(__name__)
 
-PARTIAL_SUFFIXES = (".part", ".crdownload", ".download", ".partial", ".tmp")
 DONE_STATES = ("stubbed", "rejected")
-_STALE_TEMP_SECONDS = 120
 
-
-def nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
-
-
-def ignored_name(name: str) -> bool:
-    """Names never ingested: hidden files (incl. .DS_Store and our temps), partial downloads,
-    sidecars (ours and the user's)."""
-    lower = name.lower()
-    return (name.startswith(".") or is_own_temp(name) or lower.endswith(PARTIAL_SUFFIXES)
-            or lower.endswith(SIDECAR_SUFFIXES))
-
-
-def locate(cfg: Config, dataset: str, relpath: str) -> Path | None:
-    """The file on disk for a ledger (dataset, NFC relpath), whatever normal form its name has."""
-    direct = cfg.paths.drop / dataset / relpath
-    if os.path.lexists(direct):
-        return direct
-    here = cfg.paths.drop
-    for part in [dataset, *Path(relpath).parts]:
-        try:
-            names = os.listdir(here)
-        except OSError:
-            return None
-        match = next((n for n in names if nfc(n) == part), None)
-        if match is None:
-            return None
-        here = here / match
-    return here
+__all__ = ["Ingestor", "ignored_name", "locate", "nfc", "walk_drop"]
 
 
 class Ingestor:
@@ -216,7 +185,7 @@ class Ingestor:
         cfg = self.config()
         seen: set[tuple[str, str]] = set()
         todo: list[Path] = []
-        stale_after = 0.0 if startup else _STALE_TEMP_SECONDS
+        stale_after = 0.0 if startup else STALE_TEMP_SECONDS
         for path in walk_drop(cfg.paths.drop, stale_after):
             key = self.split(path)
             if key is None:
@@ -262,24 +231,3 @@ class Ingestor:
                 "mtime_ns), inode=coalesce(excluded.inode, inode), sha256=coalesce("
                 "excluded.sha256, sha256), duration=coalesce(excluded.duration, duration)",
                 (dataset, relpath, size, mtime_ns, inode, sha, state, reason, duration, now, now))
-
-
-def walk_drop(drop: Path, stale_after: float = _STALE_TEMP_SECONDS) -> Iterator[Path]:
-    """Every file under drop/<dataset>/, never entering hidden or symlinked folders; stale temp
-    files of ours (left by a kill -9 mid-write) are removed on the way."""
-    for root, dirs, files in os.walk(drop, followlinks=False):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            path = Path(root) / name
-            if is_own_temp(name):
-                _remove_stale_temp(path, stale_after)
-                continue
-            yield path
-
-
-def _remove_stale_temp(path: Path, stale_after: float) -> None:
-    try:
-        if time.time() - os.lstat(path).st_mtime >= stale_after:
-            path.unlink()
-    except OSError:
-        pass
