@@ -82,6 +82,8 @@ def _add_service(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--home", default="demo-home", help="folder for the demo (default ./demo-home)")
     p.add_argument("--songs", type=int, default=4)
     p.add_argument("--keep-running", action="store_true", help="leave the daemon running")
+    p.add_argument("--timeout", type=float, default=900.0,
+                   help="give up (non-zero exit) if the chain is not done after this many seconds")
     p.set_defaults(handler="acewatchd.demo:cmd_demo")
 
 
