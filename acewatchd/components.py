@@ -7,27 +7,13 @@ stops first and the managed ACE-Step server, which that training talks to, stops
 
 from __future__ import annotations
 
-import logging
-
 from acewatchd.acestep.server import ServerManager
 from acewatchd.runtime import Component, DaemonContext
-
-logger = logging.getLogger(__name__)
+from acewatchd.schedule import create_component
 
 
 def build_components(ctx: DaemonContext) -> list[Component]:
-    # logs_dir=None: the server log follows [paths] logs across config reloads.
+    # logs_dir=None: the server log follows [paths] logs across config reloads. The daemon's
+    # stop event keeps a late nightly step from starting a server during shutdown.
     server = ServerManager(ctx.config, None, stop_event=ctx.stop)
-    scheduler = _scheduler(ctx, server)
-    return [server] if scheduler is None else [server, scheduler]
-
-
-def _scheduler(ctx: DaemonContext, server: ServerManager) -> Component | None:
-    try:
-        from acewatchd.schedule import create_component
-    except ImportError:  # TEMPORARY while issue 5 lands: ingest must keep working meanwhile
-        logger.error("nightly scheduler unavailable (acewatchd.schedule.create_component"
-                     " missing): no training will run")
-        ctx.ledger.record_event("error", "nightly scheduler unavailable in this build")
-        return None
-    return create_component(ctx, server)
+    return [server, create_component(ctx, server)]
