@@ -14,7 +14,7 @@ from acewatchd.demo import DATASETS, MARKER
 
 def demo(home: Path, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "acewatchd", "demo", "--home", str(home),
-                           *extra], capture_output=True, text=True, timeout=timeout)
+                           *extra], check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def assert_nothing_left_running(home: Path) -> None:

@@ -155,7 +155,7 @@ def test_server_that_never_answers_times_out_and_is_killed(tmp_path: Path,
 
 
 class _NotGradio(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"<html>some other web app</html>")

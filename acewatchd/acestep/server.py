@@ -16,8 +16,8 @@ orphan it left instead of leaving several GB of model in memory.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -241,7 +241,7 @@ def _host_port(url: str) -> tuple[str, int]:
 def _check_port_matches(ace: AceStep) -> None:
     """A --port in the command that differs from the url's port would wait forever."""
     cmd = ace.server_command
-    for flag, value in zip(cmd, cmd[1:]):
+    for flag, value in itertools.pairwise(cmd):
         if flag in ("--port", "--server-port") and value != str(_host_port(ace.url)[1]):
             raise AcewatchdError(f"[acestep] server_command starts ACE-Step on port {value} but"
                                  f" [acestep] url is {ace.url}: make them agree")
