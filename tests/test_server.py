@@ -194,6 +194,33 @@ def test_unmanaged_only_connects(tmp_path: Path, manager_for) -> None:
     assert not (cfg.paths.logs / "acestep.log").exists()
 
 
+def test_stop_during_start_up_interrupts_it(tmp_path: Path, manager_for) -> None:
+    # The daemon shutting down while the nightly waits for a slow ACE-Step start-up.
+    cfg = write_config(tmp_path, free_port(), [sys.executable, "-c",
+                                               "import time; time.sleep(600)"])
+    mgr = manager_for(cfg)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            mgr.ensure_running()
+        except AcewatchdError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while mgr.pid is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = mgr.pid
+    assert pid is not None
+    mgr.stop(time.monotonic() + 5)
+    thread.join(15)
+    assert not thread.is_alive()
+    assert errors and "start-up was interrupted" in str(errors[0])
+    assert not serverproc._pid_alive(pid)
+
+
 def test_no_start_after_daemon_shutdown(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, free_port(), [sys.executable, "-c", "print(1)"])
     stop = threading.Event()
