@@ -90,3 +90,13 @@ def test_hang_times_out_then_clears(sim: SimHandle) -> None:
         sim.set_faults([])
         client.timeout = 30
         assert client.unload_lora()
+
+
+def test_mojibake_statuses_still_classified(sim: SimHandle) -> None:
+    sim.set_faults(["mojibake"])  # U+FFFD instead of emoji, as in ACE-Step f30aee4
+    with AceStepClient(sim.url, retries=0) as client:
+        done = client.train(**TRAIN, epochs=100)
+        bad = client.train(**{**TRAIN, "tensor_dir": "../elsewhere"}, epochs=100)
+    assert done.status == "completed" and "\ufffd" in done.text and "⏱" not in done.text
+    assert done.last is not None and done.last.epoch == 100 and done.last.eta is not None
+    assert bad.status == "failed" and bad.text.startswith("\ufffd")

@@ -15,7 +15,8 @@ _EPOCH = re.compile(r"Epoch\s+(\d+)\s*/\s*(\d+)", re.IGNORECASE)
 _LOSS = re.compile(r"Loss:\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)",
                    re.IGNORECASE)
 _ETA = re.compile(r"ETA:\s*~?\s*([^|\n]+)")
-_FAIL = re.compile(r"training failed|error:|module not found|traceback", re.IGNORECASE)
+_FAIL = re.compile(r"training failed|error:|module not found|traceback|rejected unsafe",
+                   re.IGNORECASE)
 _DONE = re.compile(r"training complete", re.IGNORECASE)
 _STOP = re.compile(r"training stopped|\bstopped\b", re.IGNORECASE)
 

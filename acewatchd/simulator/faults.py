@@ -11,6 +11,7 @@ re-reads on every call; ``SimHandle.set_faults()`` writes that file.
 | ``hang=ENDPOINT`` | calls of ENDPOINT block until the fault is removed. |
 | ``drop`` / ``drop=EPOCH`` | training: the server process dies abruptly (stream lost) once it reaches EPOCH (default: the first saved checkpoint). One-shot: removed from faults.json first. |
 | ``slow=FACTOR`` | every handler and the training loop run FACTOR times slower. |
+| ``mojibake`` | training texts carry U+FFFD instead of emoji, as in ACE-Step f30aee4's training_handlers.py. |
 | ``drop-param=NAME@ENDPOINT`` | start-up only: ENDPOINT is served without parameter NAME. |
 | ``rename-param=OLD=NEW@ENDPOINT`` | start-up only: parameter OLD of ENDPOINT is named NEW. |
 | ``add-param=NAME@ENDPOINT`` | start-up only: ENDPOINT gets an extra REQUIRED parameter NAME. |
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FAULT_NAMES = ("refuse", "error", "hang", "drop", "slow", "drop-param", "rename-param",
-               "add-param")
+               "add-param", "mojibake")
 CONTROL_FILE = "faults.json"
 CALLS_FILE = "calls.json"
 
@@ -50,6 +51,7 @@ class Faults:
     hang: set[str] = field(default_factory=set)
     drop: int | None = None  # epoch; 0 = first checkpoint
     slow: float = 1.0
+    mojibake: bool = False
     raw: list[str] = field(default_factory=list)
 
     @classmethod
@@ -66,6 +68,8 @@ class Faults:
                 f.hang.add(value)
             elif name == "drop":
                 f.drop = int(value) if value else 0
+            elif name == "mojibake":
+                f.mojibake = True
             elif name == "slow":
                 f.slow = max(float(value or 10), 1e-3)
         return f

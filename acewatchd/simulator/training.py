@@ -14,6 +14,7 @@ import io
 import json
 import math
 import pickle
+import re
 import shutil
 import time
 import zipfile
@@ -28,6 +29,7 @@ from acewatchd.simulator.context import SimContext, UnsafePath, logger, safe_pat
 from acewatchd.simulator.lora import fingerprint, write_adapter
 
 EPOCH_SECONDS = 1.0  # simulated seconds per epoch at speed 1
+EMOJI = re.compile("[\u2300-\u23ff\u2600-\u27bf\ufe0f\U0001f300-\U0001faff]")
 
 
 def tensor_files(folder: Path) -> list[Path]:
@@ -68,11 +70,15 @@ class _Run:
         self.t0 = time.monotonic()
         self.steps_per_epoch = max(1, math.ceil(math.ceil(samples / v["bs"]) / v["ga"]))
         self.fp = fingerprint(v["tensor_dir"], v["sd"], v["r"], v["a"])
+        self.mojibake = ctx.faults().mojibake
 
     def say(self, line: str, eta: str = "") -> tuple[str, str, Any]:
+        if self.mojibake:
+            line = EMOJI.sub("\ufffd", line)
         self.lines.append(line)
         elapsed = time.monotonic() - self.t0
-        head = f"{line}\n⏱️ Elapsed: {int(elapsed // 60)}m {int(elapsed % 60)}s"
+        clock = "\ufffd\ufffd" if self.mojibake else "⏱️"
+        head = f"{line}\n{clock} Elapsed: {int(elapsed // 60)}m {int(elapsed % 60)}s"
         if eta:
             head += f" | ETA: ~{eta}"
         plot = pd.DataFrame(self.points or [(0, float("nan"))], columns=["step", "loss"])
@@ -153,6 +159,8 @@ def _resume_epoch(ctx: SimContext, rc: str, run: _Run,
 def training_wrapper(ctx: SimContext, v: dict[str, Any], state: dict[str, Any]) -> Iterator[Any]:
     error, _tdir, od, files = _checks(ctx, v)
     if error:
+        if ctx.faults().mojibake:
+            error = EMOJI.sub("\ufffd", error)
         yield error, error, None, state
         return
     run = _Run(ctx, v, od, len(files))
