@@ -3,6 +3,7 @@ stopped and restarted mid-sequence; fault switches (drop, error on the Nth call,
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,17 @@ def test_mojibake_statuses_still_classified(sim: SimHandle) -> None:
     assert done.status == "completed" and "\ufffd" in done.text and "⏱" not in done.text
     assert done.last is not None and done.last.epoch == 100 and done.last.eta is not None
     assert bad.status == "failed" and bad.text.startswith("\ufffd")
+
+
+def test_retries_ride_out_a_restart(sim: SimHandle) -> None:
+    """Connection refused is retried with backoff; a server back in time answers the call."""
+    with AceStepClient(sim.url, timeout=10, retries=6, backoff=0.5) as client:
+        client.set_lora_scale(0.9)
+        sim.stop()
+        restart = threading.Thread(target=sim.start)
+        restart.start()
+        try:
+            assert "0.20" in client.set_lora_scale(0.2)  # same client object, no connect()
+        finally:
+            restart.join(120)
+    assert sim.call_counts()["/set_lora_scale"] == 2

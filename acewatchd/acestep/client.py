@@ -5,6 +5,10 @@ parameter acewatchd needs, or a new required one it does not know, is refused wi
 ``ContractMismatch`` naming the endpoint and parameter. ACE-Step keeps dataset and training
 state per Gradio session, so one client instance = one session = one job sequence.
 
+Connection refused / timeouts are retried with backoff, then ``ServerUnavailable``. The same
+instance keeps working once the server is back, but a restarted server has lost the session's
+state (loaded dataset, training): resume training with ``resume_from``, or ``connect()`` anew.
+
 Only gradio_client is imported here (never torch or the gradio server).
 """
 
