@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from acewatchd.errors import AcewatchdError
 from acewatchd.simulator import faults as faultmod
 from acewatchd.simulator.context import FaultError, SimContext, logger
 
@@ -112,7 +113,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     os.chdir(root)  # ACE-Step resolves server paths against its launch directory
     _install_stub(root)
     if args.fault:
-        faultmod.write_control(root, list(args.fault))
+        try:
+            faultmod.write_control(root, list(args.fault))
+        except ValueError as exc:
+            raise AcewatchdError(f"--fault: {exc}") from None
     items = faultmod.read_control(root)
     logger.info("SIMULATOR starting: root=%s port=%s speed=%s faults=%s", root, args.port,
                 args.speed, items)
