@@ -3,6 +3,7 @@ folders and the outbox, each change printed once, in the words a user would use.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import time
@@ -23,8 +24,7 @@ class Follower:
         self._runs: dict[int, str] = {}
         self._progress_rowid = 0
         self._event_id = 0
-        self._server_up = False
-        self._server_changes = 0
+        self._server_pid = 0
         self._quarter: dict[int, int] = {}
 
     def elapsed(self) -> float:
@@ -97,12 +97,20 @@ class Follower:
             pass  # the schema is being created or a writer holds it: next poll
 
     def _server(self) -> None:
-        up = (self.home / "state" / "acestep-server.pid").exists()
-        if up != self._server_up:
-            self._server_up = up
-            self._server_changes += 1
-            self.say(f"server:{self._server_changes}", "  ACE-Step server (SIMULATOR) started by"
-                     " acewatchd" if up else "  ACE-Step server stopped by acewatchd")
+        try:  # the managed server's pid file: written at each start, removed at each stop
+            pid = int(json.loads((self.home / "state" / "acestep-server.pid").read_text())["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pid = 0
+        if pid == self._server_pid:
+            return
+        if not pid:
+            text = "ACE-Step server stopped by acewatchd (memory free by day)"
+        elif self._server_pid:
+            text = f"ACE-Step server restarted (pid {pid}): a fresh process before the LoRA loads"
+        else:
+            text = f"ACE-Step server (SIMULATOR) started by acewatchd (pid {pid})"
+        self._server_pid = pid
+        self.say(f"server:{pid}", "  " + text)
 
     def _stubs(self, ds: str) -> None:
         folder = self.home / "drop" / ds
