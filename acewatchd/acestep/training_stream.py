@@ -14,8 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from acewatchd.acestep.errors import ServerUnavailable
-from acewatchd.acestep.progress import (TrainingProgress, is_completed, is_failure,
-                                        is_stopped, parse_progress)
+from acewatchd.acestep.progress import (
+    TrainingProgress,
+    is_completed,
+    is_failure,
+    is_stopped,
+    parse_progress,
+)
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.05
