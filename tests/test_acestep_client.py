@@ -165,3 +165,20 @@ def test_close_leaves_no_threads_or_downloads(sim: SimHandle, tmp_path: Path) ->
             and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, [t.name for t in left]
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("epochs", 50, "less than minimum value 100"),
+    ("save_every", 2000, "greater than maximum value 1000"),
+    ("rank", 2, "less than minimum value 4"),
+])
+def test_contract_bounds_are_enforced(client: AceStepClient, field: str, value: int,
+                                      words: str) -> None:
+    args = {**TRAIN, "epochs": 100, field: value}
+    with pytest.raises(JobFailed, match=words):
+        client.train(**args)
+
+
+def test_generation_bounds_are_enforced(client: AceStepClient, tmp_path: Path) -> None:
+    with pytest.raises(JobFailed, match="greater than maximum value 20"):
+        client.generate(GenerationRequest(caption="x", lyrics="", steps=21), tmp_path)
