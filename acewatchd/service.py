@@ -271,6 +271,9 @@ def cmd_service(args: argparse.Namespace) -> int:
         return 0
     if args.action == "install":
         inst.logs.mkdir(parents=True, exist_ok=True)
+    if args.action == "status":
+        path = plist_path(inst) if manager() == "launchd" else unit_path(inst)
+        print(f"{path}: {'installed' if path.exists() else 'not installed'}")
     if args.action in ("status", "restart"):
         return _run(plan.commands[0])
     started = time.monotonic()
