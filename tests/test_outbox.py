@@ -26,6 +26,8 @@ from acewatchd.notify import (
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
+pytestmark = pytest.mark.usefixtures("no_thread_leak")
+
 
 def test_slugify_keeps_ascii_words_and_falls_back_for_other_scripts() -> None:
     assert outbox.slugify("Slow Ballad, piano!") == "slow-ballad-piano"

@@ -27,6 +27,8 @@ from acewatchd.notify import RecordingNotifier
 from acewatchd.render import build_clips, fill_tag, plan_calls, render_run
 from acewatchd.render_lora import choose_adapter, find_training_run
 
+pytestmark = pytest.mark.usefixtures("no_thread_leak")
+
 
 @pytest.fixture
 def home(tmp_path: Path):
