@@ -66,6 +66,9 @@ class NightlyEnv:
     # Run folder unchanged this long = an old session is gone (TensorBoard flushes ~2 min).
     quiet_seconds: float = 300.0
     max_recoveries: int = 5
+    # After training, ACE-Step's decoder stays PEFT-wrapped (CONTRACT §2) until the server
+    # restarts; a managed server is restarted before the next training of the same night.
+    server_dirty: bool = False
 
     @classmethod
     def default(cls, ledger: Ledger, config: Callable[[], Config], **kw: Any) -> NightlyEnv:
@@ -228,6 +231,8 @@ def _prepare_train_render(cfg: Config, env: NightlyEnv, dataset: str,
         # Preparing took the rest of the window; the tensors are kept for the next night.
         return "interrupted", "prepared, but the window ended before training", \
             {"content_hash": prep.content_hash}
+    _fresh_decoder(env)
+    env.server_dirty = True
     result = TrainingJob(cfg, env, dataset, tensor_dir=prep.tensor_dir_rel,
                          content_hash=prep.content_hash, songs=prep.samples_ok,
                          window_end=window_end).run()
@@ -242,7 +247,21 @@ def _prepare_train_render(cfg: Config, env: NightlyEnv, dataset: str,
     except Exception as exc:  # the LoRA is kept; `acewatchd render` can retry
         logger.exception("rendering %s failed", dataset)
         return "failed", f"trained, but rendering failed: {exc}", extra
+    # render_run restarted a managed server and unloaded the LoRA: the decoder is clean again.
+    env.server_dirty = not getattr(env.server, "managed", False)
     return "done", f"trained and rendered to {folder}", extra
+
+
+def _fresh_decoder(env: NightlyEnv) -> None:
+    """Restart a managed server that trained earlier tonight (its decoder is still wrapped)."""
+    if not env.server_dirty:
+        return
+    if getattr(env.server, "managed", False):
+        logger.info("restarting the managed ACE-Step server: it trained earlier tonight")
+        env.server.restart()
+    else:
+        logger.warning("ACE-Step trained earlier tonight and is not managed by acewatchd; "
+                       "its decoder may still carry the last LoRA (restart it by hand)")
 
 
 def _extra(result: TrainResult, content_hash: str) -> dict[str, Any]:

@@ -240,6 +240,7 @@ class SchedulerComponent:
         server = getattr(self.env, "server", None)
         if server is not None and getattr(server, "managed", False) and not self._stop.is_set():
             server.stop()  # free the Mac's memory by day
+            self.env.server_dirty = False  # the next start loads a clean decoder
         self.publish_next()
 
     def _watch(self) -> None:

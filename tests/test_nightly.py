@@ -162,3 +162,31 @@ def test_window_ending_during_prepare_does_not_start_training(rig: dict[str, Any
     assert run_dataset(rig["config"], env, "a", scheduled_for=START, window_end=end) == \
         "interrupted"
     assert outcomes(rig["ledger"], "train") == []
+
+
+class CountingServer:
+    """A managed server stand-in: counts restarts (ACE-Step's decoder stays wrapped after
+    training until its process restarts, CONTRACT §2)."""
+
+    managed = True
+
+    def __init__(self) -> None:
+        self.restarts = 0
+
+    def ensure_running(self) -> None:
+        pass
+
+    def restart(self) -> None:
+        self.restarts += 1
+
+
+def test_managed_server_restarts_before_training_after_an_unrendered_training(
+        rig: dict[str, Any]) -> None:
+    # a: trained + rendered (render restarts and unloads: clean); b: trained, render disabled
+    # (decoder left wrapped); c must therefore get a fresh server before it trains.
+    server = CountingServer()
+    rig["env"].server = server
+    got = run_nightly(rig["config"], rig["env"], ["a", "b", "c"], scheduled_for=START,
+                      window_end=START + 3600)
+    assert got == {"a": "done", "b": "done", "c": "done"}
+    assert server.restarts == 1
