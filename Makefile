@@ -23,7 +23,7 @@ test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python bench/run_all.py
 
 lint: install
 	$(BIN)/pip install -q ruff mypy

@@ -14,7 +14,7 @@ import re
 import tomllib
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -309,7 +309,7 @@ def _convert_type(tp: Any, value: Any, dotted: str, problems: list[str], text: s
                   meta: Any) -> Any:
     origin, args = get_origin(tp), get_args(tp)
     if is_dataclass(tp):
-        return _build(tp, value, dotted + ".", problems, text)
+        return _build(typing.cast(type, tp), value, dotted + ".", problems, text)
     if "override" in meta:
         return _override(meta["override"], value, dotted, problems, text)
     if origin in (typing.Union, types.UnionType):
@@ -326,7 +326,8 @@ def _convert_type(tp: Any, value: Any, dotted: str, problems: list[str], text: s
         if not isinstance(value, dict):
             problems.append(f"{dotted}: expected a table{_line_of(text, dotted)}")
             return {}
-        return {k: _build(args[1], v, f"{dotted}.{k}.", problems, text) for k, v in value.items()}
+        item_cls = typing.cast(type, args[1])
+        return {k: _build(item_cls, v, f"{dotted}.{k}.", problems, text) for k, v in value.items()}
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             problems.append(f"{dotted}: expected a table of strings{_line_of(text, dotted)}")
@@ -374,7 +375,7 @@ def _convert_scalar(tp: Any, value: Any, dotted: str, problems: list[str], text:
 def _check_bounds(value: Any, dotted: str, problems: list[str], text: str, meta: Any) -> None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = meta.get("min"), meta.get("max")
-        if lo is not None and value < lo or hi is not None and value > hi:
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
             problems.append(f"{dotted}: {value} is outside {lo}..{hi}{_line_of(text, dotted)}")
     if isinstance(value, str) and meta.get("pattern") and not re.match(meta["pattern"], value):
         problems.append(f"{dotted}: {value!r} is not in the form HH:MM{_line_of(text, dotted)}")

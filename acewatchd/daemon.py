@@ -211,7 +211,8 @@ class Daemon:
         self._offset = offset
         self.reloader.poll()
         if not self.watcher.healthy():
-            logger.warning("watcher unhealthy; rebuilding", extra={"drop": str(self.cfg.paths.drop)})
+            logger.warning("watcher unhealthy; rebuilding",
+                           extra={"drop": str(self.cfg.paths.drop)})
             self.watcher.rebuild()
             self._rescan_reason = "watcher rebuilt"
 

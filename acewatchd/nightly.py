@@ -42,12 +42,8 @@ class Hooks:
 
 def default_hooks() -> Hooks:
     from acewatchd import prepare
+    from acewatchd.render import render_run
 
-    try:
-        from acewatchd.render import render_run
-    except ImportError:  # the outbox stage is optional: training still happens
-        logger.info("acewatchd.render is not available: trained LoRAs will not be rendered")
-        render_run = None
     return Hooks(prepare.dataset_content_hash, prepare.prepare_dataset, render_run)
 
 
@@ -115,7 +111,8 @@ def run_dataset(config: Callable[[], Config], env: NightlyEnv, dataset: str, *,
         logger.info("%s already ran for this start time; not running it twice", dataset)
         return "already"
     row_id = _open_row(env, dataset, job, scheduled_for)
-    outcome, message, extra = "failed", "", {}
+    outcome, message = "failed", ""
+    extra: dict[str, Any] = {}
     with structlog.contextvars.bound_contextvars(dataset=dataset, job=job):
         try:
             outcome, message, extra = _pipeline(config(), env, dataset, window_end, force,
@@ -136,9 +133,10 @@ def run_dataset(config: Callable[[], Config], env: NightlyEnv, dataset: str, *,
 
 def _open_row(env: NightlyEnv, dataset: str, job: str, scheduled_for: float | None) -> int:
     with env.ledger.tx() as conn:
-        return int(conn.execute(
+        cursor = conn.execute(
             "INSERT INTO runs (dataset, job, scheduled_for, started, outcome) VALUES"
-            " (?, ?, ?, ?, 'running')", (dataset, job, scheduled_for, env.clock.time())).lastrowid)
+            " (?, ?, ?, ?, 'running')", (dataset, job, scheduled_for, env.clock.time()))
+        return int(cursor.lastrowid or 0)
 
 
 def _close_row(env: NightlyEnv, row_id: int, outcome: str, message: str,

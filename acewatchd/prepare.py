@@ -229,9 +229,11 @@ class _Prepare:
     def _judge(self, sha: str, row: dict[str, Any], check: dict[str, Any] | None) -> dict[str,
                                                                                         Any]:
         """The report line for one sample; excludes it (ledger + excluded/ folder) if bad."""
-        entry: dict[str, Any] = {"sha256": sha, "sample_id": sha[:8], "file": self._tensor(sha).name,
-                 "source": self.by_sha[sha].relpath, "precision": row.get("precision"),
-                 "values": 0, "keys": {}, "reason": ""}
+        entry: dict[str, Any] = {"sha256": sha, "sample_id": sha[:8],
+                                 "file": self._tensor(sha).name,
+                                 "source": self.by_sha[sha].relpath,
+                                 "precision": row.get("precision"),
+                                 "values": 0, "keys": {}, "reason": ""}
         if row.get("status") in ("failed", "excluded"):
             return {**entry, "status": row["status"], "reason": row.get("reason") or ""}
         if check is None:

@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -72,14 +73,14 @@ class SchedulerComponent:
 
     name = "scheduler"
 
-    def __init__(self, ctx: DaemonContext, server: object = None, *, env: object = None,
+    def __init__(self, ctx: DaemonContext, server: object = None, *, env: Any = None,
                  wake_interval: float = 5.0, wake_threshold: float = 60.0) -> None:
         from acewatchd.nightly import NightlyEnv
 
         self.ctx = ctx
         self.env = env or NightlyEnv.default(ctx.ledger, ctx.config, clock=ctx.clock,
                                              server=server)
-        self.env.stop = self._stop = threading.Event()  # type: ignore[attr-defined]
+        self.env.stop = self._stop = threading.Event()
         self._queue: queue.Queue[tuple[str, float, str]] = queue.Queue()
         self._claimed: set[tuple[str, float]] = set()
         self._lock = threading.Lock()
@@ -184,7 +185,7 @@ class SchedulerComponent:
     def _work(self) -> None:
         while not self._stop.is_set() and not self.ctx.stop.is_set():
             try:
-                key, fire_ts, reason = self._queue.get(timeout=0.2)
+                key, fire_ts, _reason = self._queue.get(timeout=0.2)
             except queue.Empty:
                 self._maybe_prestart()
                 continue

@@ -53,7 +53,7 @@ class _DropHandler(FileSystemEventHandler):
                 self.out.put(("dir", Path(_target(event))))
             elif isinstance(event, _FILE_EVENTS):
                 self.out.put(("file", Path(_target(event))))
-        except Exception:  # noqa: BLE001, S110 - a raising handler kills watchdog's thread
+        except Exception:  # noqa: BLE001 - a raising handler kills watchdog's thread
             pass
 
 
@@ -67,7 +67,7 @@ class _ConfigHandler(FileSystemEventHandler):
             paths = {event.src_path, getattr(event, "dest_path", "")}
             if any(p and os.path.basename(str(p)) == self.config_path.name for p in paths):
                 self.out.put(("config", self.config_path))
-        except Exception:  # noqa: BLE001, S110 - same: never raise into watchdog
+        except Exception:  # noqa: BLE001 - same: never raise into watchdog
             pass
 
 

@@ -8,7 +8,7 @@ Each round makes two fresh copies of the same files, then runs each sanitizer in
 process (so imports and peak RSS are per tool); the child times only the work. Rounds alternate
 which tool goes first. Reported: median seconds, the ratio naive / acewatchd, and peak RSS.
 
-Usage:  python bench/sanitize_bench.py [--files 200] [--rounds 3] [--out docs/benchmarks-sanitize.md]
+Usage:  python bench/sanitize_bench.py [--files 200] [--rounds 3] [--out FILE]
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class Home:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> subprocess.Popen[bytes]:
-        log = open(self.path / f"daemon-{len(self.procs)}.log", "ab")  # noqa: SIM115
+        log = open(self.path / f"daemon-{len(self.procs)}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", "acewatchd", "--config",
                                  str(self.config), "run"], cwd=self.path, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

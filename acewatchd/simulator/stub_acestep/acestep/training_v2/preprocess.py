@@ -92,7 +92,7 @@ def _duration(path: Path, sample: dict[str, Any]) -> float:
         info = mutagen.File(path)
         if info is not None and info.info and info.info.length:
             return float(info.info.length)
-    except Exception:  # noqa: BLE001, S110 - any unreadable file gets a fixed length
+    except Exception:  # noqa: BLE001 - any unreadable file gets a fixed length
         pass
     return 30.0
 
