@@ -48,7 +48,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
     report: dict[str, Any] = {
         "config": {"path": str(path), "valid": not config_problem, "error": config_problem},
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
-        "datasets": {}, "recent_errors": [], "runs": [], "schedule_next": {},
+        "datasets": {}, "recent_errors": [], "runs": [], "last": {}, "schedule_next": {},
     }
     conn = _open_ro(state_dir / DB_NAME)
     if conn is None:
@@ -61,6 +61,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         report["datasets"] = _datasets(conn, cfg)
         report["recent_errors"] = _events(conn)
         report["runs"] = _running(conn)
+        report["last"] = _last_outcomes(conn)
     finally:
         conn.close()
     return report
@@ -130,6 +131,21 @@ def _running(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return runs
 
 
+def _last_outcomes(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """Per dataset, the newest finished pipeline run (nightly / train --now) and render: the
+    answer to "what happened last night?"."""
+    out: dict[str, dict[str, Any]] = {}
+    rows = conn.execute("SELECT dataset, job, outcome, message, ended FROM runs WHERE outcome "
+                        "NOT IN ('running', 'already') AND job IN ('nightly', 'manual', 'render')"
+                        " ORDER BY id").fetchall()
+    for row in rows:  # later rows overwrite earlier ones
+        kind = "render" if row["job"] == "render" else "pipeline"
+        out.setdefault(row["dataset"], {})[kind] = {
+            "job": row["job"], "outcome": row["outcome"], "message": row["message"] or "",
+            "ended": _iso(row["ended"])}
+    return out
+
+
 def _json_or_empty(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text) if text else {}
@@ -171,6 +187,11 @@ def _render_runs(report: dict[str, Any]) -> list[str]:
         detail = (f"epoch {prog.get('epoch')}/{prog.get('epochs')}, step {prog.get('step')}, "
                   f"loss {prog.get('loss')}, ETA {prog.get('eta')}") if prog else "starting"
         lines.append(f"running  {run['dataset']} {run['job']} {run['run_name'] or ''}: {detail}")
+    for name, kinds in sorted(report.get("last", {}).items()):
+        for last in kinds.values():
+            message = f" ({last['message']})" if last["message"] else ""
+            lines.append(f"last     {name} {last['job']} {last['ended']}: {last['outcome']}"
+                         f"{message}")
     for name, when in sorted(report["schedule_next"].items()):
         lines.append(f"next     {name}: {when}")
     return lines

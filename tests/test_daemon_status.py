@@ -59,3 +59,23 @@ def test_status_on_a_fresh_home_and_a_broken_config(home: Home) -> None:
     out = run_cli(home, "status")
     assert out.returncode == 0
     assert "INVALID" in out.stdout and "watch.settle_seconds: -1.0 is outside 0..3600 (line 2)" in out.stdout
+
+
+def test_status_shows_the_last_finished_runs(home: Home) -> None:
+    ledger = Ledger(home.state)
+    now = time.time()
+    rows = [("nightly", "done", "trained and rendered"), ("render", "done", "2 prompts"),
+            ("nightly", "skipped", "unchanged since its last LoRA"),
+            ("nightly", "already", "")]
+    with ledger.tx() as conn:
+        for job, outcome, message in rows:
+            conn.execute("INSERT INTO runs (dataset, job, started, ended, outcome, message) "
+                         "VALUES ('kim', ?, ?, ?, ?, ?)", (job, now, now, outcome, message))
+    ledger.close()
+    report = json.loads(run_cli(home, "status", "--json").stdout)
+    last = report["last"]["kim"]
+    # the newest finished pipeline row wins; 'already' (a duplicate fire time) is not news
+    assert last["pipeline"]["outcome"] == "skipped"
+    assert last["render"]["message"] == "2 prompts"
+    text = run_cli(home, "status").stdout
+    assert "kim nightly" in text and "skipped (unchanged since its last LoRA)" in text
