@@ -8,6 +8,7 @@ Every file acewatchd writes goes through here: a dot-prefixed temp file in the s
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 
 TEMP_PREFIX = ".acewatchd-tmp-"
 _CHUNK = 1 << 20
+_SEQ = itertools.count()  # next() on a count is atomic under the GIL: safe from worker threads
 
 
 def full_fsync(fd: int) -> None:
@@ -40,6 +42,27 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def create_temp(folder: Path, data: bytes) -> tuple[int, str]:
+    """A new dot-prefixed temp file in ``folder`` holding ``data`` (not yet fsync'd); returns
+    its still-open fd and path. Names are pid + sequence, so one O_EXCL open normally suffices
+    (mkstemp's random names cost ~20 us of Python each); a leftover of an earlier process with
+    the same pid only sends us to mkstemp."""
+    name = os.path.join(folder, f"{TEMP_PREFIX}{os.getpid()}-{next(_SEQ)}")
+    try:
+        fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666)
+    except FileExistsError:
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+    return fd, name
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> bool:

@@ -1,0 +1,76 @@
+"""Profile the daemon's batch pipeline in-process over N files (where does bulk time go?).
+
+Copies a corpus into a temp home's drop folders, then runs ``Ingestor.process_many`` in the
+daemon's batch size inside ``writer.batch()`` (as ``Daemon._settle_once`` does), timed and
+optionally under cProfile. Settling and watch events are left out on purpose: this isolates
+the per-song cost. Usage: python bench/ingest_profile.py [--files 1000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest_bulk import DATASETS, baseline
+from ingest_common import corpus, make_home
+
+from acewatchd.config import load_config
+from acewatchd.daemon import _BATCH
+from acewatchd.ingest import Ingestor
+from acewatchd.ledger import Ledger
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--files", type=int, default=1000)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--one-folder", action="store_true", help="all files in one dataset")
+    ap.add_argument("--corpus", type=Path, help="reuse (or create) the MP3 corpus here")
+    args = ap.parse_args()
+    home = make_home()
+    try:
+        src = args.corpus or home / "src"
+        songs = sorted((src / "songs").glob("*.mp3")) if (src / "songs").is_dir() else []
+        if len(songs) != args.files:
+            songs = corpus(src, args.files)
+        base = min(baseline(songs) for _ in range(3))
+        drops = []
+        for i, song in enumerate(songs):
+            dest = home / "drop" / DATASETS[0 if args.one_folder else i % 3] / song.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(song, dest)
+            drops.append(dest)
+        cfg = load_config(home / "config.toml")
+        ledger = Ledger(cfg.paths.state)
+        ingestor = Ingestor(ledger, lambda: cfg)
+        prof = cProfile.Profile() if args.profile else None
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        if prof:
+            prof.enable()
+        for start in range(0, len(drops), _BATCH):
+            with ingestor.writer.batch():
+                ingestor.process_many(drops[start:start + _BATCH])
+        if prof:
+            prof.disable()
+        took = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        ledger.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    print(f"pipeline {took:.3f} s ({1000 * took / args.files:.2f} ms/file); bare loop "
+          f"{base:.3f} s; ratio {took / base:.1f}x; "
+          f"cpu user {r1.ru_utime - r0.ru_utime:.3f} s, sys {r1.ru_stime - r0.ru_stime:.3f} s")
+    if prof:
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+
+
+if __name__ == "__main__":
+    main()
