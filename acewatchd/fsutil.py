@@ -3,6 +3,8 @@
 Every file acewatchd writes goes through here: a dot-prefixed temp file in the same folder
 (so the watcher ignores it and the rename stays on one filesystem), flush + fsync
 (F_FULLFSYNC on macOS, where plain fsync does not reach the disk), then os.replace.
+Bulk stub writing uses ``create_temp`` + ``link_temp`` instead: on Linux the temp file is
+unnamed (O_TMPFILE) until it is durable and linked, so it is never visible at all.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from pathlib import Path
 TEMP_PREFIX = ".acewatchd-tmp-"
 _CHUNK = 1 << 20
 _SEQ = itertools.count()  # next() on a count is atomic under the GIL: safe from worker threads
+_PROC_FD = "/proc/self/fd"
+_O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
+_anonymous = bool(_O_TMPFILE) and os.path.isdir(_PROC_FD)  # unnamed temp files (Linux)
 
 
 def full_fsync(fd: int) -> None:
@@ -45,24 +50,56 @@ def fsync_dir(path: Path) -> None:
 
 
 def create_temp(folder: Path, data: bytes) -> tuple[int, str]:
-    """A new dot-prefixed temp file in ``folder`` holding ``data`` (not yet fsync'd); returns
-    its still-open fd and path. Names are pid + sequence, so one O_EXCL open normally suffices
-    (mkstemp's random names cost ~20 us of Python each); a leftover of an earlier process with
-    the same pid only sends us to mkstemp."""
-    name = os.path.join(folder, f"{TEMP_PREFIX}{os.getpid()}-{next(_SEQ)}")
-    try:
-        fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666)
-    except FileExistsError:
-        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+    """A new temp file in ``folder`` holding ``data`` (not yet fsync'd): its still-open fd and
+    its dot-prefixed path, or "" for an unnamed one (Linux O_TMPFILE). Give it its real name
+    with ``link_temp``."""
+    fd, name = _open_temp(folder)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
     except BaseException:
         os.close(fd)
-        os.unlink(name)
+        if name:
+            os.unlink(name)
         raise
     return fd, name
+
+
+def link_temp(fd: int, tmp: str, path: Path) -> None:
+    """Link the temp file at ``path``; FileExistsError if that name is taken (never replaces)."""
+    global _anonymous
+    if tmp:
+        os.link(tmp, path)
+        return
+    # Python 3.11 only calls linkat (which AT_SYMLINK_FOLLOW needs) when given a dir fd.
+    proc = os.open(_PROC_FD, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.link(str(fd), path, src_dir_fd=proc, follow_symlinks=True)
+    except FileExistsError:
+        raise
+    except OSError:
+        _anonymous = False  # this system cannot link them: named temps from now on
+        raise
+    finally:
+        os.close(proc)
+
+
+def _open_temp(folder: Path) -> tuple[int, str]:
+    # An unnamed file never appears in the folder: no watch events for it while it is written,
+    # and nothing to clean up after a kill -9. Elsewhere: pid + sequence names, so one O_EXCL
+    # open normally suffices (mkstemp's random names cost ~20 us of Python each); a leftover
+    # of an earlier process with the same pid only sends us to mkstemp.
+    if _anonymous:
+        try:
+            return os.open(folder, _O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666), ""
+        except OSError:  # this filesystem has no O_TMPFILE (EOPNOTSUPP, EISDIR on old kernels)
+            pass
+    name = os.path.join(folder, f"{TEMP_PREFIX}{os.getpid()}-{next(_SEQ)}")
+    try:
+        return os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666), name
+    except FileExistsError:
+        return tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> bool:

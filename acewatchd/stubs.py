@@ -23,7 +23,7 @@ from pathlib import Path
 
 from acewatchd.batch import Writer
 from acewatchd.config import Dataset
-from acewatchd.fsutil import create_temp, full_fsync, sha256_bytes, sha256_file
+from acewatchd.fsutil import create_temp, full_fsync, link_temp, sha256_bytes, sha256_file
 from acewatchd.tags import AudioInfo
 
 INSTRUMENTAL = "[Instrumental]"
@@ -105,13 +105,14 @@ def write_stubs_many(writer: Writer, jobs: list[StubJob]) -> list[dict[str, str]
     temps: list[tuple[int, str]] = []  # (fd, path): closed and unlinked whatever happens
     try:
         _create_and_sync(todo, temps)
-        for (index, kind, path, data), (_, tmp) in zip(todo, temps):
-            outcomes[index][kind] = _link(writer, jobs[index], kind, path, tmp,
+        for (index, kind, path, data), (fd, tmp) in zip(todo, temps):
+            outcomes[index][kind] = _link(writer, jobs[index], kind, path, fd, tmp,
                                           sha256_bytes(data))
     finally:
         for fd, tmp in temps:
             os.close(fd)
-            _unlink(tmp)  # a linked one lives on under its stub name
+            if tmp:
+                _unlink(tmp)  # a linked one lives on under its stub name
     return outcomes
 
 
@@ -146,9 +147,10 @@ def _existing(writer: Writer, job: StubJob, kind: str, path: Path, digest: str) 
     return "ours" if recorded is not None and recorded == current else "user"
 
 
-def _link(writer: Writer, job: StubJob, kind: str, path: Path, tmp: str, digest: str) -> str:
+def _link(writer: Writer, job: StubJob, kind: str, path: Path, fd: int, tmp: str,
+          digest: str) -> str:
     try:
-        os.link(tmp, path)  # never replaces: a file the user made meanwhile wins
+        link_temp(fd, tmp, path)  # never replaces: a file the user made meanwhile wins
     except FileExistsError:
         return _existing(writer, job, kind, path, digest)
     writer.wrote_in(path.parent)
