@@ -25,12 +25,14 @@ from acewatchd.config import load_config
 from acewatchd.daemon import _BATCH
 from acewatchd.ingest import Ingestor
 from acewatchd.ledger import Ledger
+from acewatchd.log import setup_logging
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--log", action="store_true", help="log to logs/ as the daemon does")
     ap.add_argument("--one-folder", action="store_true", help="all files in one dataset")
     ap.add_argument("--corpus", type=Path, help="reuse (or create) the MP3 corpus here")
     args = ap.parse_args()
@@ -48,6 +50,8 @@ def main() -> None:
             shutil.copyfile(song, dest)
             drops.append(dest)
         cfg = load_config(home / "config.toml")
+        if args.log:
+            setup_logging(cfg.paths.logs, cfg.logging.level, console=False)
         ledger = Ledger(cfg.paths.state)
         ingestor = Ingestor(ledger, lambda: cfg)
         prof = cProfile.Profile() if args.profile else None
