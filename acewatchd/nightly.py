@@ -11,6 +11,7 @@ never answers the dataset is *skipped* (waiting for the next night), not failed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -29,6 +30,9 @@ from acewatchd.train import JobLock, last_train_run, mark_stale_runs
 from acewatchd.train_session import TrainingJob, TrainResult, wait_for_server
 
 logger = logging.getLogger(__name__)
+
+# prepare.dataset_content_hash of a dataset without a single usable song.
+EMPTY_CONTENT_HASH = hashlib.sha256().hexdigest()
 
 
 @dataclass
@@ -185,6 +189,8 @@ def _pipeline(cfg: Config, env: NightlyEnv, dataset: str, window_end: float | No
             return "skipped", "on battery power (require_ac_power = true)", {}
         stages = env.stages()
         content_hash = stages.content_hash(cfg, env.ledger, dataset)
+        if content_hash == EMPTY_CONTENT_HASH:  # nothing stubbed yet: no reason to wake ACE-Step
+            return "skipped", "no songs ready yet (copy audio into its drop folder)", {}
         why = needs_training(env.ledger, dataset, content_hash) or ("forced" if force else "")
         if not why:
             return "skipped", "unchanged since its last LoRA", {"content_hash": content_hash}

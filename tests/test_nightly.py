@@ -190,3 +190,31 @@ def test_managed_server_restarts_before_training_after_an_unrendered_training(
                       window_end=START + 3600)
     assert got == {"a": "done", "b": "done", "c": "done"}
     assert server.restarts == 1
+
+
+def test_empty_dataset_is_skipped_without_waking_ace_step(rig: dict[str, Any]) -> None:
+    from acewatchd.nightly import EMPTY_CONTENT_HASH
+
+    server = CountingServer()
+    started: list[int] = []
+    server.ensure_running = lambda: started.append(1)  # type: ignore[method-assign]
+    rig["env"].server = server
+    rig["stages"].hashes["a"] = EMPTY_CONTENT_HASH
+    assert run_dataset(rig["config"], rig["env"], "a", scheduled_for=None,
+                       window_end=None) == "skipped"
+    assert started == [] and rig["stages"].prepared == []
+    row = rig["ledger"].connect().execute("SELECT message FROM runs").fetchone()
+    assert "no songs ready" in row[0]
+
+
+def test_empty_content_hash_matches_prepare(tmp_path: Path) -> None:
+    from acewatchd.nightly import EMPTY_CONTENT_HASH
+    from acewatchd.prepare import dataset_content_hash
+
+    cfg = make_config(tmp_path, "")
+    (cfg.paths.drop / "empty").mkdir()
+    ledger = Ledger(cfg.paths.state)
+    try:
+        assert dataset_content_hash(cfg, ledger, "empty") == EMPTY_CONTENT_HASH
+    finally:
+        ledger.close()
