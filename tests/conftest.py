@@ -167,13 +167,18 @@ def no_thread_leak() -> Iterator[None]:
     """Fail a test that leaves threads running (stop what you start)."""
     before = set(threading.enumerate())
     yield
-    deadline = time.monotonic() + 5
-    while True:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    leaked = threads_left(before, within=5)
     assert not leaked, f"leaked threads: {[t.name for t in leaked]}"
+
+
+def threads_left(before: set[threading.Thread], within: float) -> list[threading.Thread]:
+    """Threads started since ``before`` that are still alive after waiting up to ``within``."""
+    deadline = time.monotonic() + within
+    while True:
+        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
 
 
 class FakeClock:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import math
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import threads_left
 from test_outbox_browser import ARTIFACTS, check_run_page
 from test_outbox_cdp import chromium, chromium_path
 from test_render_support import DATASET, PROMPTS_SAME_TEXT, RUN_NAME, add_training_run, write_config
@@ -39,12 +39,7 @@ def threads_end(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     before = set(threading.enumerate())
     yield
-    deadline = time.monotonic() + 40
-    while True:
-        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    left = threads_left(before, within=40)
     assert not left, f"threads still running 40 s after the test: {[t.name for t in left]}"
 
 GEN = "/generation_wrapper"
