@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_until
 from test_nightly_support import FakeStages, StepClock
 
 from acewatchd.acestep.client import AceStepClient
@@ -64,13 +65,7 @@ def component(rig: dict[str, Any]) -> SchedulerComponent:
 
 
 def poll(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
+    return wait_until(pred, timeout, interval=0.02, message=what)
 
 
 def epoch_now(ledger: Ledger) -> int:
