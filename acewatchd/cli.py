@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from acewatchd import __version__
 from acewatchd.errors import AcewatchdError
@@ -20,29 +21,31 @@ from acewatchd.errors import AcewatchdError
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[argparse.Namespace], int]
+if TYPE_CHECKING:  # generic only to type checkers
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_run(sub: Subparsers) -> None:
     p = sub.add_parser("run", help="run the daemon in the foreground")
-    p.set_defaults(handler="acewatchd.daemon:cmd_run")
+    p.set_defaults(handler="acewatchd.commands.run:run")
     p = sub.add_parser("scan", help="one reconciliation pass (settle, validate, stubs), then exit")
-    p.set_defaults(handler="acewatchd.daemon:cmd_scan")
+    p.set_defaults(handler="acewatchd.commands.scan:run")
     p = sub.add_parser("status", help="where every dataset stands and what runs next")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler="acewatchd.status:cmd_status")
+    p.set_defaults(handler="acewatchd.commands.status:run")
 
 
-def _add_config(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_config(sub: Subparsers) -> None:
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_cmd", required=True)
     c = csub.add_parser("check", help="validate config.toml; non-zero exit on error")
     c.add_argument("path", nargs="?", help="config file (default: --config / env / ./config.toml)")
-    c.set_defaults(handler="acewatchd.cli:cmd_config_check")
+    c.set_defaults(handler="acewatchd.commands.config:run")
 
 
-def _add_acestep(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_acestep(sub: Subparsers) -> None:
     p = sub.add_parser("doctor", help="check this machine, ACE-Step and the config")
-    p.set_defaults(handler="acewatchd.doctor:cmd_doctor")
+    p.set_defaults(handler="acewatchd.commands.doctor:run")
     p = sub.add_parser("simulate", help="run the ACE-Step simulator (a test double)")
     p.add_argument("--root", required=True, help="folder the simulator treats as ACE-Step's root")
     p.add_argument("--port", type=int, default=7860)
@@ -51,40 +54,43 @@ def _add_acestep(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help="fault switch for tests (see acewatchd/simulator/faults.py)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="training speed multiplier (higher = faster)")
-    p.set_defaults(handler="acewatchd.simulator.app:cmd_simulate")
+    p.add_argument("--layout", choices=["s", "v2"], default="s",
+                   help="trainer output layout to write: s = epoch_N/adapter, final/adapter; "
+                        "v2 = epoch_N_loss_X and final/ with flat adapters")
+    p.set_defaults(handler="acewatchd.commands.simulate:run")
 
 
-def _add_pipeline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_pipeline(sub: Subparsers) -> None:
     p = sub.add_parser("prepare", help="stage, preprocess and sanitize a dataset now")
     p.add_argument("dataset")
-    p.set_defaults(handler="acewatchd.prepare:cmd_prepare")
+    p.set_defaults(handler="acewatchd.commands.prepare:run")
     p = sub.add_parser("sanitize", help="repair NaN/Inf in preprocessed tensors (.pt)")
     p.add_argument("dir", help="folder of .pt files")
     p.add_argument("--report", help="write the JSON report here")
-    p.set_defaults(handler="acewatchd.sanitize_cli:cmd_sanitize")
+    p.set_defaults(handler="acewatchd.commands.sanitize:run")
     p = sub.add_parser("train", help="train a dataset's LoRA")
     p.add_argument("dataset")
     p.add_argument("--now", action="store_true", help="start immediately (not at the schedule)")
-    p.set_defaults(handler="acewatchd.train:cmd_train")
+    p.set_defaults(handler="acewatchd.commands.train:run")
     p = sub.add_parser("render", help="render sample clips with a dataset's latest LoRA")
     p.add_argument("dataset")
     p.add_argument("--checkpoint", help="an epoch number or checkpoint folder instead of final")
-    p.set_defaults(handler="acewatchd.render:cmd_render")
+    p.set_defaults(handler="acewatchd.commands.render:run")
 
 
-def _add_service(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_service(sub: Subparsers) -> None:
     p = sub.add_parser("service", help="install/manage the launchd agent (systemd user unit on"
                                        " Linux)")
     p.add_argument("action", choices=["install", "uninstall", "status", "restart", "logs"])
     p.add_argument("--dry-run", action="store_true", help="print what would be written and run")
-    p.set_defaults(handler="acewatchd.service:cmd_service")
+    p.set_defaults(handler="acewatchd.commands.service:run")
     p = sub.add_parser("demo", help="create a demo home and run the whole chain on the simulator")
     p.add_argument("--home", default="demo-home", help="folder for the demo (default ./demo-home)")
     p.add_argument("--songs", type=int, default=4)
     p.add_argument("--keep-running", action="store_true", help="leave the daemon running")
     p.add_argument("--timeout", type=float, default=900.0,
                    help="give up (non-zero exit) if the chain is not done after this many seconds")
-    p.set_defaults(handler="acewatchd.demo:cmd_demo")
+    p.set_defaults(handler="acewatchd.commands.demo:run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,23 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve(spec: str) -> Handler:
     module, _, func = spec.partition(":")
-    return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
-
-
-def cmd_config_check(args: argparse.Namespace) -> int:
-    from acewatchd.config import find_config_path, load_config
-    from acewatchd.errors import ConfigError
-
-    path = find_config_path(args.path or args.config)
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        print(f"✗ {exc.path}")
-        for problem in exc.problems:
-            print(f"  - {problem}")
-        return exc.exit_code
-    print(f"✓ {path} is valid ({len(cfg.datasets)} dataset section(s))")
-    return 0
+    handler: Handler = getattr(importlib.import_module(module), func)
+    return handler
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""What the daemon shares with its parts: the context and the component protocol.
+"""What the daemon shares with its parts: the context, the component and server protocols.
 
 The daemon (daemon.py) owns the process: lock, signals, config reload, the ingest pipeline.
 Longer-lived parts (the nightly scheduler, the managed ACE-Step server) are Components: the
@@ -9,37 +9,13 @@ deadline. They never install signal handlers and never call sys.exit.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from acewatchd.config import Config
-from acewatchd.ledger import Ledger
-
-
-class Clock(Protocol):
-    """Injected so tests control time; the real one is SystemClock."""
-
-    def time(self) -> float: ...          # wall clock, seconds since the epoch
-    def monotonic(self) -> float: ...
-    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
-        """Sleep; return True early if ``stop`` is set."""
-        ...
-
-
-class SystemClock:
-    def time(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
-        if stop is None:
-            time.sleep(seconds)
-            return False
-        return stop.wait(seconds)
+from acewatchd.config.schema import Config
+from acewatchd.ledger.db import Ledger
+from acewatchd.util.clock import Clock, SystemClock
 
 
 @dataclass
@@ -59,3 +35,14 @@ class Component(Protocol):
     def stop(self, deadline: float) -> None:
         """Stop work and threads before ``deadline`` (time.monotonic())."""
         ...
+
+
+class Server(Protocol):
+    """The ACE-Step server the nightly run talks to. ``managed`` is True when acewatchd starts
+    and stops it (then restart() gives a clean decoder); an unmanaged server is only used."""
+
+    @property
+    def managed(self) -> bool: ...
+    def ensure_running(self) -> None: ...
+    def restart(self) -> None: ...
+    def stop(self, deadline: float | None = None) -> None: ...

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from acewatchd.audiogen import SongTags, make_mp3, write_id3
+from acewatchd.demo.audiogen import SongTags, make_mp3, write_id3
 
 DATASETS = """
 [datasets.kim_kyungho]

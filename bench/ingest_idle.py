@@ -20,7 +20,7 @@ from ingest_common import corpus, machine, make_home, start_daemon, stop_daemon,
 
 
 def heavy_imports() -> list[str]:
-    code = ("import sys, acewatchd.daemon, acewatchd.components;"
+    code = ("import sys, acewatchd.daemon.daemon, acewatchd.daemon.components;"
             "print(','.join(m for m in ('torch','gradio','matplotlib','numpy','gradio_client',"
             "'apscheduler') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

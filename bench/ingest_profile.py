@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest_bulk import DATASETS, baseline
 from ingest_common import corpus, make_home
 
-from acewatchd.config import load_config
-from acewatchd.daemon import _BATCH
-from acewatchd.ingest import Ingestor
-from acewatchd.ledger import Ledger
+from acewatchd.config.load import load_config
+from acewatchd.daemon.daemon import _BATCH
+from acewatchd.ingest.pipeline import Ingestor
+from acewatchd.ledger.db import Ledger
 from acewatchd.log import setup_logging
 
 

@@ -33,7 +33,7 @@ import json, resource, sys, time
 from pathlib import Path
 tool, folder = sys.argv[1], sys.argv[2]
 if tool == "acewatchd":
-    from acewatchd.sanitize import sanitize_dir
+    from acewatchd.nightly.prepare.sanitize import sanitize_dir
     run = lambda: sanitize_dir(Path(folder))
 else:  # "naive" as supplied; "naive-1thread" the same with one torch thread, for reference
     sys.path.insert(0, sys.argv[3])

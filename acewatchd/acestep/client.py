@@ -30,8 +30,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import httpx
-from gradio_client import Client  # type: ignore[import-untyped]
-from gradio_client.exceptions import (  # type: ignore[import-untyped]
+from gradio_client import Client
+from gradio_client.exceptions import (
     AppError,
     ValidationError,
 )

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from acewatchd.config import Dataset
 from acewatchd.errors import AcewatchdError
-from acewatchd.fsutil import atomic_write_text
-from acewatchd.staging import SourceSample
+from acewatchd.util.files import atomic_write_text
 
 INSTRUMENTAL = "[Instrumental]"
 NoneType = type(None)
@@ -36,65 +33,6 @@ SAMPLE_FIELDS: dict[str, tuple[type, ...]] = {
     "prompt_override": (str, NoneType),
 }
 TAG_POSITIONS = ("prepend", "append", "replace")
-_KEY = re.compile(r"^([A-Ga-g])([#b♯♭]?)\s*(m|min|minor|maj|major)?$")
-
-
-def build(name: str, ds: Dataset, samples: list[SourceSample], staged: list[Path]) -> dict[str,
-                                                                                          Any]:
-    """The whole dataset.json document for ``samples`` (staged[i] is samples[i]'s audio)."""
-    rows = [sample_entry(ds, s, p) for s, p in zip(samples, staged, strict=True)]
-    meta = {"name": name, "custom_tag": ds.tag, "tag_position": ds.tag_position,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "num_samples": len(rows), "all_instrumental": ds.instrumental,
-            "genre_ratio": ds.genre_ratio}
-    return {"metadata": meta, "samples": rows}
-
-
-def sample_entry(ds: Dataset, sample: SourceSample, staged: Path) -> dict[str, Any]:
-    info = _tags(staged)
-    instrumental = ds.instrumental or sample.lyrics.strip().lower() in ("", INSTRUMENTAL.lower())
-    duration = sample.duration or float(getattr(info, "duration", 0.0) or 0.0)
-    return {
-        "id": sample.sample_id, "audio_path": str(staged.absolute()), "filename": staged.name,
-        "caption": sample.caption, "genre": getattr(info, "genre", "") or ds.genre,
-        "lyrics": INSTRUMENTAL if instrumental else sample.lyrics,
-        "raw_lyrics": "" if instrumental else sample.lyrics, "formatted_lyrics": "",
-        "bpm": _bpm(getattr(info, "bpm", "")) or ds.bpm,
-        "keyscale": _keyscale(getattr(info, "key", "")) or ds.keyscale,
-        "timesignature": ds.timesignature, "duration": round(duration),
-        "language": "unknown" if instrumental and ds.instrumental else ds.language,
-        "is_instrumental": instrumental, "custom_tag": ds.tag, "labeled": True,
-        "prompt_override": None,
-    }
-
-
-def _tags(path: Path) -> object | None:
-    """bpm / key / genre from the file's tags; None when they cannot be read (config wins)."""
-    try:
-        from acewatchd.tags import read_audio
-
-        return read_audio(path)
-    except Exception:  # noqa: BLE001 - unreadable tags only lose the hints, never the sample
-        return None
-
-
-def _bpm(text: str) -> int | None:
-    try:
-        value = round(float(text.strip()))
-    except (ValueError, AttributeError):
-        return None
-    return value if 30 <= value <= 300 else None
-
-
-def _keyscale(text: str) -> str:
-    """'Am' -> 'A minor', 'F#' -> 'F# major' (ACE-Step's form); other spellings kept as is."""
-    match = _KEY.match((text or "").strip())
-    if not match:
-        return (text or "").strip()
-    note, accidental, mode = match.groups()
-    accidental = {"♯": "#", "♭": "b"}.get(accidental, accidental)
-    minor = mode in ("m", "min", "minor")
-    return f"{note.upper()}{accidental} {'minor' if minor else 'major'}"
 
 
 def write(path: Path, doc: dict[str, Any]) -> bool:

@@ -3,7 +3,8 @@
 Runs in a child process with ACE-Step's interpreter (``[acestep] python``), cwd = ACE-Step
 root and the root on PYTHONPATH, so the daemon never imports torch or ACE-Step. Only samples
 whose tensor is missing or stale are passed, through a per-run dataset.json holding just those
-samples. "Stale" is decided by an inputs hash kept in the ledger's ``samples`` table: the sample
+samples. "Stale" is decided by an inputs hash kept in the ledger's ``samples`` table
+(``ledger/samples.py``; the hash is computed here, by ``inputs_hash``): the sample
 entry (audio hash, caption, lyrics, tag, metas) plus variant, precision and max_duration.
 
 Output goes to a dot-prefixed work folder inside ``tensors/`` first (ACE-Step's loader globs
@@ -26,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from acewatchd.config import Config
+from acewatchd.config.schema import Config
 from acewatchd.errors import AcewatchdError
-from acewatchd.fsutil import TEMP_PREFIX, atomic_write_text, fsync_dir
-from acewatchd.ledger import Ledger
+from acewatchd.util.files import TEMP_PREFIX, atomic_write_text, fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -183,36 +183,6 @@ def _reason(stem: str, lines: list[str]) -> str:
     bad = [ln for ln in mentions if any(w in ln.lower() for w in ("fail", "error", "skip"))]
     chosen = (bad or mentions or ["ACE-Step wrote no tensor for it (see the log)"])[-1]
     return chosen.strip()[:300]
-
-
-# ---------------------------------------------------------------- the ledger's samples table
-
-
-def sample_rows(ledger: Ledger, dataset: str) -> dict[str, dict[str, Any]]:
-    rows = ledger.connect().execute("SELECT * FROM samples WHERE dataset=?", (dataset,))
-    return {r["sha256"]: dict(r) for r in rows}
-
-
-def set_sample(ledger: Ledger, dataset: str, sha: str, *, status: str, inputs: str | None = None,
-               precision: str | None = None, reason: str | None = None) -> None:
-    """Upsert one sample's state; inputs/precision left None keep their stored values."""
-    with ledger.tx() as conn:
-        conn.execute(
-            "INSERT INTO samples (dataset, sha256, sample_id, inputs_hash, status, precision, "
-            "reason, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dataset, sha256) DO "
-            "UPDATE SET inputs_hash=COALESCE(excluded.inputs_hash, inputs_hash), "
-            "status=excluded.status, precision=COALESCE(excluded.precision, precision), "
-            "reason=excluded.reason, updated=excluded.updated",
-            (dataset, sha, sha[:8], inputs, status, precision, reason, time.time()))
-
-
-def forget_missing(ledger: Ledger, dataset: str, keep: set[str]) -> None:
-    """Drop rows of songs that left the dataset (their tensors are removed by the caller)."""
-    with ledger.tx() as conn:
-        for (sha,) in conn.execute("SELECT sha256 FROM samples WHERE dataset=?",
-                                   (dataset,)).fetchall():
-            if sha not in keep:
-                conn.execute("DELETE FROM samples WHERE dataset=? AND sha256=?", (dataset, sha))
 
 
 def write_manifest(tensor_dir: Path, metadata: dict[str, Any], good: list[Path]) -> Path:

@@ -33,8 +33,8 @@ class TrainingProgress:
 
 def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     found = None
-    for found in pattern.finditer(text):
-        pass
+    for match in pattern.finditer(text):
+        found = match
     return found
 
 

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from acewatchd.acestep import serverproc
 from acewatchd.acestep.errors import ContractMismatch, ServerUnavailable
-from acewatchd.config import AceStep, Config
+from acewatchd.config.schema import AceStep, Config
 from acewatchd.errors import AcewatchdError
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from acewatchd.errors import AcewatchdError
-from acewatchd.fsutil import atomic_write_text
+from acewatchd.util.files import atomic_write_text
 
 ROTATE_BYTES = 20_000_000
 TAIL_LINES = 25
@@ -97,9 +97,10 @@ def launch(command: list[str], *, cwd: Path, env: Mapping[str, str], log_path: P
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         except FileNotFoundError:
             raise AcewatchdError(f"[acestep] server_command: {command[0]!r} not found on PATH"
-                                 f" ({os.environ.get('PATH', '')})")
+                                 f" ({os.environ.get('PATH', '')})") from None
         except OSError as exc:
-            raise AcewatchdError(f"[acestep] server_command: cannot run {command[0]!r}: {exc}")
+            raise AcewatchdError(
+                f"[acestep] server_command: cannot run {command[0]!r}: {exc}") from None
     pid_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(pid_path, json.dumps({"pid": popen.pid, "command": command}))
     return ServerProcess(popen.pid, popen, offset)

@@ -7,7 +7,6 @@ with its root as cwd (like ACE-Step launched from its repo), so server paths res
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import os
@@ -106,24 +105,26 @@ def _wait_while_refusing(root: Path) -> None:
         time.sleep(0.2)
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
+def serve(root: Path, *, host: str, port: int, faults: list[str], speed: float,
+          layout: str = "s") -> int:
+    """Run the simulator in the foreground until the process is stopped."""
     _setup_logging()
-    root = Path(args.root).expanduser().resolve()
+    root = root.expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     os.chdir(root)  # ACE-Step resolves server paths against its launch directory
     _install_stub(root)
-    if args.fault:
+    if faults:
         try:
-            faultmod.write_control(root, list(args.fault))
+            faultmod.write_control(root, list(faults))
         except ValueError as exc:
             raise AcewatchdError(f"--fault: {exc}") from None
     items = faultmod.read_control(root)
-    logger.info("SIMULATOR starting: root=%s port=%s speed=%s faults=%s", root, args.port,
-                args.speed, items)
+    logger.info("SIMULATOR starting: root=%s port=%s speed=%s layout=%s faults=%s", root, port,
+                speed, layout, items)
     _wait_while_refusing(root)
-    ctx = SimContext(root, speed=float(args.speed))
+    ctx = SimContext(root, speed=float(speed), layout=layout)
     demo = build(ctx, items)
     demo.queue(max_size=20, default_concurrency_limit=1)
-    demo.launch(server_name=args.host, server_port=int(args.port), allowed_paths=[str(root)],
+    demo.launch(server_name=host, server_port=int(port), allowed_paths=[str(root)],
                 quiet=True, show_error=True, prevent_thread_lock=False)
     return 0

@@ -31,6 +31,9 @@ class LoraState:
 class SimContext:
     root: Path
     speed: float = 1.0
+    # Trainer output layout: "s" = checkpoints/epoch_N/adapter, final/adapter; "v2" =
+    # checkpoints/epoch_N_loss_X and final/ with the adapter saved flat (CONTRACT §2).
+    layout: str = "s"
     counter: CallCounter = field(init=False)
     lora: LoraState = field(default_factory=LoraState)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from acewatchd.fsutil import atomic_write_text
 from acewatchd.simulator.context import SimContext, logger
+from acewatchd.util.files import atomic_write_text
 
 SLOTS = 8
 GEN_SECONDS = 0.5  # simulated seconds per sample at speed 1

@@ -35,11 +35,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 class SimHandle:
     """A simulator subprocess on a fixed port that can be stopped and started again."""
 
-    def __init__(self, root: Path, port: int, speed: float, host: str = "127.0.0.1") -> None:
+    def __init__(self, root: Path, port: int, speed: float, host: str = "127.0.0.1",
+                 layout: str = "s") -> None:
         self.root = Path(root)
         self.port = port
         self.host = host
         self.speed = speed
+        self.layout = layout
         self.url = f"http://{host}:{port}/"
         self.proc: subprocess.Popen[bytes] | None = None
         self._refusing = False
@@ -54,7 +56,8 @@ class SimHandle:
             return
         state_dir(self.root).mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "acewatchd", "simulate", "--root", str(self.root),
-               "--port", str(self.port), "--host", self.host, "--speed", str(self.speed)]
+               "--port", str(self.port), "--host", self.host, "--speed", str(self.speed),
+               "--layout", self.layout]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True,
@@ -127,12 +130,12 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 @contextmanager
 def running_simulator(root: Path, *, port: int | None = None, faults: list[str] | None = None,
-                      speed: float = 50.0) -> Iterator[SimHandle]:
+                      speed: float = 50.0, layout: str = "s") -> Iterator[SimHandle]:
     """A running simulator for ``root``; always killed on exit."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     write_control(root, list(faults or []))
-    handle = SimHandle(root, port or free_port(), speed)
+    handle = SimHandle(root, port or free_port(), speed, layout=layout)
     handle._refusing = "refuse" in (faults or [])
     try:
         handle.start()

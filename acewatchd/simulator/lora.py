@@ -13,8 +13,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from acewatchd.fsutil import atomic_write_bytes, atomic_write_text
 from acewatchd.simulator.context import SimContext, logger
+from acewatchd.util.files import atomic_write_bytes, atomic_write_text
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 MARK = "acewatchd ACE-Step SIMULATOR adapter (test double, not a real LoRA)"

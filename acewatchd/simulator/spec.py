@@ -113,7 +113,7 @@ def wire(api: str, impl: Callable[..., Any], alter: Alter, *, stream: bool = Fal
 
     def split(args: tuple[Any, ...]) -> tuple[dict[str, Any], Any]:
         values = dict(defaults)
-        values.update(zip(canon, args))
+        values.update(zip(canon, args, strict=False))
         return values, values.pop("_session_state", None)
 
     if stream:
@@ -121,7 +121,7 @@ def wire(api: str, impl: Callable[..., Any], alter: Alter, *, stream: bool = Fal
             values, st = split(args)
             yield from impl(values, st)
     else:
-        def fn(*args: Any) -> Any:  # type: ignore[misc]
+        def fn(*args: Any) -> Any:
             values, st = split(args)
             return impl(values, st)
     fn.__signature__ = _signature(names)  # type: ignore[attr-defined]

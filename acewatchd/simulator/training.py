@@ -1,7 +1,8 @@
 """SIMULATOR training: /load_training_dataset, /training_wrapper, /stop_training, /export_lora.
 
 Streams ACE-Step's text format (CONTRACT §2) and writes its layout under ``od``:
-``checkpoints/epoch_N/{adapter/, training_state.json}``, ``final/adapter/``, ``logs/version_k/``.
+``checkpoints/epoch_N/{adapter/, training_state.json}``, ``final/adapter/``, ``logs/version_k/``
+(with ``--layout v2``: ``checkpoints/epoch_N_loss_X/`` and ``final/``, adapters saved flat).
 ``training_state.pt`` is a real torch-format file (a zip holding a pickled plain dict, written
 without torch, ``torch.load(weights_only=True)``-loadable); the simulator itself resumes from
 the ``training_state.json`` beside it, so it never unpickles anything.
@@ -22,11 +23,11 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
-from acewatchd.fsutil import atomic_write_bytes, atomic_write_text
 from acewatchd.simulator.context import SimContext, UnsafePath, logger, safe_path
 from acewatchd.simulator.lora import fingerprint, write_adapter
+from acewatchd.util.files import atomic_write_bytes, atomic_write_text
 
 EPOCH_SECONDS = 1.0  # simulated seconds per epoch at speed 1
 EMOJI = re.compile("[\u2300-\u23ff\u2600-\u27bf\ufe0f\U0001f300-\U0001faff]")
@@ -89,8 +90,10 @@ class _Run:
         return 0.25 + 0.75 * math.exp(-step / 150.0) + noise
 
     def save(self, folder: Path, epoch: int, step: int) -> None:
-        write_adapter(folder / "adapter", r=int(self.v["r"]), alpha=int(self.v["a"]),
-                      dropout=float(self.v["d"]), fingerprint=fingerprint(self.fp, epoch))
+        flat = self.ctx.layout == "v2"
+        write_adapter(folder if flat else folder / "adapter", r=int(self.v["r"]),
+                      alpha=int(self.v["a"]), dropout=float(self.v["d"]),
+                      fingerprint=fingerprint(self.fp, epoch))
         if folder.name == "final":
             return
         state = {"epoch": epoch, "global_step": step, "optimizer_state_dict": {},
@@ -191,7 +194,7 @@ def _epochs(run: _Run, state: dict[str, Any], start: int) -> Iterator[Any]:
         line = f"Epoch {epoch}/{ep}, Step {step}, Loss: {run.loss(step):.4f}"
         yield (*run.say(line, eta), state)
         if epoch % int(v["se"]) == 0:
-            run.save(run.od / "checkpoints" / f"epoch_{epoch}", epoch, step)
+            run.save(run.od / "checkpoints" / _checkpoint_name(run, epoch, step), epoch, step)
             yield (*run.say(f"💾 Checkpoint saved at epoch {epoch}", eta), state)
             if drop is not None and (drop == 0 or epoch >= drop):
                 run.ctx.crash(f"drop fault at epoch {epoch}")
@@ -202,6 +205,12 @@ def _epochs(run: _Run, state: dict[str, Any], start: int) -> Iterator[Any]:
     yield (*run.say(f"✅ Training complete! LoRA saved to {v['od']}/final"), state)
     total = time.monotonic() - run.t0
     yield (*run.say(f"🎉 Training completed! Total time: {total:.1f}s [SIMULATOR]"), state)
+
+
+def _checkpoint_name(run: _Run, epoch: int, step: int) -> str:
+    if run.ctx.layout == "v2":
+        return f"epoch_{epoch}_loss_{run.loss(step):.4f}"
+    return f"epoch_{epoch}"
 
 
 def stop_training(ctx: SimContext, _v: dict[str, Any], state: dict[str, Any]

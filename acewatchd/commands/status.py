@@ -1,0 +1,184 @@
+"""`acewatchd status`: where every dataset stands, read from the ledger without the daemon.
+
+The ledger is opened read-only (``mode=ro``), so status works whether or not the daemon runs
+and never takes a write lock; its queries are in ``ledger/report.py``, this module turns their
+rows into the report (``--json``) and its text. Sections other parts fill in (training runs and
+their progress, the scheduler's next fire times) are shown when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from acewatchd.config.load import find_config_path, load_config
+from acewatchd.config.schema import Config
+from acewatchd.errors import ConfigError
+from acewatchd.ingest.pipeline import locate
+from acewatchd.ingest.stubs import KINDS, stub_path, stub_state
+from acewatchd.ledger import report as q
+from acewatchd.ledger.db import open_readonly
+from acewatchd.ledger.events import (
+    KV_CONFIG_ERROR,
+    KV_CONFIG_LOADED,
+    KV_SCHEDULE_NEXT,
+    all_kv,
+)
+from acewatchd.util.locks import holder_pid
+
+_RECENT_EVENTS = 10
+
+
+def run(args: argparse.Namespace) -> int:
+    path = find_config_path(args.config)
+    cfg, config_problem = _try_config(path)
+    report = collect(cfg, path, config_problem)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(render(report))
+    return 0
+
+
+def _try_config(path: Path) -> tuple[Config | None, str]:
+    try:
+        return load_config(path), ""
+    except ConfigError as exc:
+        return None, str(exc)
+
+
+def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, Any]:
+    state_dir = cfg.paths.state if cfg else path.parent / "state"
+    pid = holder_pid(state_dir)
+    report: dict[str, Any] = {
+        "config": {"path": str(path), "valid": not config_problem, "error": config_problem},
+        "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
+        "datasets": {}, "recent_errors": [], "runs": [], "last": {}, "schedule_next": {},
+    }
+    conn = open_readonly(state_dir)
+    if conn is None:
+        return report
+    try:
+        kv = all_kv(conn)
+        report["config"]["daemon_error"] = kv.get(KV_CONFIG_ERROR, "")
+        report["config"]["daemon_loaded"] = kv.get(KV_CONFIG_LOADED, "")
+        report["schedule_next"] = _json_or_empty(kv.get(KV_SCHEDULE_NEXT))
+        report["datasets"] = _datasets(conn, cfg)
+        report["recent_errors"] = _events(conn)
+        report["runs"] = _running(conn)
+        report["last"] = _last_outcomes(conn)
+    finally:
+        conn.close()
+    return report
+
+
+def _datasets(conn: sqlite3.Connection, cfg: Config | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for count in q.live_state_counts(conn):
+        ds = out.setdefault(count.dataset, {"files": {}, "stubs": {
+            "untouched": 0, "reviewed": 0, "missing": 0}})
+        ds["files"][count.state] = count.count
+    for stub in q.live_stubs(conn):
+        if stub.dataset in out:
+            out[stub.dataset]["stubs"][stub_state(stub.sha256, Path(stub.stub_path))] += 1
+    if cfg is not None:
+        _count_users_own(conn, cfg, out)
+    return out
+
+
+def _count_users_own(conn: sqlite3.Connection, cfg: Config, out: dict[str, Any]) -> None:
+    """A stubbed file with no stub row of some kind: the user's sidecar was there first (we
+    never wrote one), so it counts as reviewed; if it is gone, as missing."""
+    for row in q.stubbed_kinds(conn):
+        lacking = [k for k in KINDS if k not in row.kinds]
+        audio = locate(cfg, row.dataset, row.relpath) if lacking else None
+        for kind in lacking:
+            found = audio is not None and stub_path(audio, kind).exists()
+            out[row.dataset]["stubs"]["reviewed" if found else "missing"] += 1
+
+
+def _events(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [{"ts": e.ts, "level": e.level, "dataset": e.dataset, "subject": e.subject,
+             "message": e.message, "time": _iso(e.ts)}
+            for e in q.recent_problems(conn, _RECENT_EVENTS)]
+
+
+def _running(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    runs = []
+    for run in q.running_runs(conn):
+        item: dict[str, Any] = {"id": run.id, "dataset": run.dataset, "job": run.job,
+                                "run_name": run.run_name, "epochs_total": run.epochs_total,
+                                "epochs_done": run.epochs_done, "started": _iso(run.started)}
+        prog = q.latest_progress(conn, run.id)
+        item["progress"] = None if prog is None else {
+            "epoch": prog.epoch, "epochs": prog.epochs, "step": prog.step, "loss": prog.loss,
+            "eta": prog.eta, "ts": prog.ts}
+        runs.append(item)
+    return runs
+
+
+def _last_outcomes(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """Per dataset, the newest finished pipeline run (nightly / train --now) and render: the
+    answer to "what happened last night?"."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in q.finished_pipeline_runs(conn):  # later rows overwrite earlier ones
+        kind = "render" if row.job == "render" else "pipeline"
+        out.setdefault(row.dataset, {})[kind] = {
+            "job": row.job, "outcome": row.outcome, "message": row.message or "",
+            "ended": _iso(row.ended)}
+    return out
+
+
+def _json_or_empty(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _iso(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def render(report: dict[str, Any]) -> str:
+    cfg, daemon = report["config"], report["daemon"]
+    lines = [f"config   {cfg['path']}: " + ("ok" if cfg["valid"] else f"INVALID: {cfg['error']}")]
+    if cfg.get("daemon_error") and daemon["running"]:
+        lines.append(f"         daemon kept its last good config: {cfg['daemon_error']}")
+    lines.append("daemon   " + (f"running (pid {daemon['pid']})" if daemon["running"]
+                                 else "not running"))
+    for name, ds in sorted(report["datasets"].items()):
+        files, stubs = ds["files"], ds["stubs"]
+        counts = ", ".join(f"{files[s]} {s}" for s in sorted(files))
+        lines.append(f"dataset  {name}: {counts}; stubs {stubs['reviewed']} reviewed, "
+                     f"{stubs['untouched']} untouched"
+                     + (f", {stubs['missing']} missing" if stubs["missing"] else ""))
+    if not report["datasets"]:
+        lines.append("dataset  (none yet: copy songs into drop/<dataset>/)")
+    lines += _render_runs(report)
+    for ev in report["recent_errors"]:
+        where = "/".join(x for x in (ev["dataset"], ev["subject"]) if x)
+        lines.append(f"{ev['level']:<8} {ev['time']} {where}: {ev['message']}")
+    return "\n".join(lines)
+
+
+def _render_runs(report: dict[str, Any]) -> list[str]:
+    lines = []
+    for run in report["runs"]:
+        prog = run["progress"] or {}
+        detail = (f"epoch {prog.get('epoch')}/{prog.get('epochs')}, step {prog.get('step')}, "
+                  f"loss {prog.get('loss')}, ETA {prog.get('eta')}") if prog else "starting"
+        lines.append(f"running  {run['dataset']} {run['job']} {run['run_name'] or ''}: {detail}")
+    for name, kinds in sorted(report.get("last", {}).items()):
+        for last in kinds.values():
+            message = f" ({last['message']})" if last["message"] else ""
+            lines.append(f"last     {name} {last['job']} {last['ended']}: {last['outcome']}"
+                         f"{message}")
+    for name, when in sorted(report["schedule_next"].items()):
+        lines.append(f"next     {name}: {when}")
+    return lines

@@ -1,0 +1,77 @@
+"""`acewatchd train <dataset> [--now]`: say when it trains next, or train it now.
+
+With --now the dataset runs the nightly pipeline at once (job "manual"), holding the job lock;
+Ctrl-C stops the training through the same ACE-Step session and keeps its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from acewatchd.acestep.server import ServerManager
+from acewatchd.config.load import load_config
+from acewatchd.config.schema import DATASET_NAME, Config
+from acewatchd.errors import AcewatchdError, AlreadyRunning
+from acewatchd.ledger.db import Ledger
+from acewatchd.ledger.runs import Job
+from acewatchd.log import setup_logging
+from acewatchd.nightly.env import NightlyEnv
+from acewatchd.nightly.run import run_dataset
+from acewatchd.nightly.times import next_fire
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    if not DATASET_NAME.match(args.dataset) or not (cfg.paths.drop / args.dataset).is_dir():
+        raise AcewatchdError(f"{cfg.paths.drop / args.dataset}: no such dataset folder")
+    if not args.now:
+        sched = cfg.schedule_for(args.dataset)
+        nxt = next_fire(sched, datetime.now(UTC)) if sched.enabled else None
+        when = nxt.isoformat() if nxt else "never (schedule disabled)"
+        print(f"{args.dataset}: next scheduled run {when}; use --now to train immediately")
+        return 0
+    return _train_now(cfg, args.dataset)
+
+
+def _train_now(cfg: Config, dataset: str) -> int:
+    setup_logging(cfg.paths.logs, cfg.logging.level, console=True)
+    ledger = Ledger(cfg.paths.state)
+    env = NightlyEnv.default(ledger, lambda: cfg)
+    env.server = _server_for(cfg, env.stop)
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["outcome"] = run_dataset(lambda: cfg, env, dataset, scheduled_for=None,
+                                            window_end=None, job=Job.MANUAL, force=True,
+                                            fail_if_locked=True)
+        except AlreadyRunning as exc:
+            result["error"] = exc
+
+    worker = threading.Thread(target=work, name="train-now")
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.5)
+    except KeyboardInterrupt:  # Ctrl-C: stop through the same session, keep the checkpoint
+        print("stopping training (it resumes from its last checkpoint next time)...")
+        env.stop.set()
+        worker.join()
+    finally:
+        if env.server is not None:  # a server this command started does not outlive it
+            env.server.stop()
+    if "error" in result:
+        raise result["error"]
+    outcome = str(result.get("outcome", "failed"))
+    print(f"{dataset}: {outcome}")
+    return 0 if outcome in ("done", "skipped") else (130 if env.stop.is_set() else 1)
+
+
+def _server_for(cfg: Config, stop: threading.Event) -> ServerManager | None:
+    """The managed server when [acestep] manage_server = true, else None (connect only)."""
+    if not cfg.acestep.manage_server:
+        return None
+    return ServerManager(lambda: cfg, cfg.paths.logs, stop_event=stop)

@@ -1,0 +1,110 @@
+"""Is this file usable audio? And if not: a copy in rejected/ with a one-sentence reason.
+
+Validation reads the file once with mutagen (tags.read_audio) and checks the duration against
+[watch] bounds. A rejected file is *copied* (the user's original stays in the drop folder) to
+``rejected/<dataset>/<relpath>`` beside ``<name>.reason.txt``. Symlinks leading out of the
+dataset folder and unreadable files get only the reason file: copying would mean following the
+link, and an unreadable file cannot be copied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from acewatchd.config.schema import Watch
+from acewatchd.ingest.tags import AudioInfo, TagError, read_audio
+from acewatchd.util.files import TEMP_PREFIX, atomic_write_text, fsync_dir, full_fsync
+
+UNREADABLE = "cannot be read"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    info: AudioInfo | None
+    reason: str = ""          # one sentence when rejected
+
+    @property
+    def ok(self) -> bool:
+        return self.info is not None
+
+
+def check_link(path: Path, folder: Path) -> str:
+    """'' if ``path`` is a regular file or a symlink staying inside ``folder``; else why not."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        target = Path(os.path.realpath(path))
+        if not target.is_relative_to(os.path.realpath(folder)):
+            return "it is a symbolic link pointing outside its drop folder, which is never read"
+        if not target.is_file():
+            return "it is a symbolic link to something that is not a file"
+        return ""
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    return ""
+
+
+def validate(path: Path, watch: Watch) -> Verdict:
+    ext = path.suffix.lower().lstrip(".")
+    if ext not in watch.extensions:
+        return Verdict(None, f"its extension .{ext} is not one of [watch] extensions")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        return Verdict(None, f"it {UNREADABLE} ({exc.strerror or exc}).")
+    if size == 0:
+        return Verdict(None, "the file is empty (0 bytes).")
+    try:
+        info = read_audio(path)
+    except TagError as exc:
+        return Verdict(None, f"{exc}.")
+    except OSError as exc:
+        return Verdict(None, f"it {UNREADABLE} ({exc.strerror or exc}).")
+    return _check_duration(info, watch)
+
+
+def _check_duration(info: AudioInfo, watch: Watch) -> Verdict:
+    if info.present < 0.9:
+        return Verdict(None, f"it looks truncated: its header promises {info.duration:.1f} s "
+                             f"but the file holds only about {info.duration * info.present:.1f} s")
+    if info.duration <= 0:
+        return Verdict(None, "mutagen found no playable audio in it (duration 0 s).")
+    if info.duration < watch.min_duration_seconds:
+        return Verdict(None, f"it is {info.duration:.1f} s long, shorter than "
+                             f"[watch] min_duration_seconds = {watch.min_duration_seconds:g}.")
+    if info.duration > watch.max_duration_seconds:
+        return Verdict(None, f"it is {info.duration:.1f} s long, longer than "
+                             f"[watch] max_duration_seconds = {watch.max_duration_seconds:g}.")
+    return Verdict(info)
+
+
+def reject(path: Path, rejected_dir: Path, relpath: str, reason: str, *, copy: bool) -> Path:
+    """Copy (if allowed) and write the reason; returns the reason file. Repeating is harmless."""
+    dest = rejected_dir / relpath
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if copy:
+        try:
+            _atomic_copy(path, dest)
+        except OSError as exc:
+            reason = f"{reason.rstrip('.')} (and copying it failed: {exc.strerror or exc})."
+    reason_file = dest.with_name(dest.name + ".reason.txt")
+    sentence = f"{Path(relpath).name} was rejected because {reason.rstrip('.')}.\n"
+    atomic_write_text(reason_file, sentence)
+    return reason_file
+
+
+def _atomic_copy(src: Path, dest: Path) -> None:
+    tmp = dest.with_name(f"{TEMP_PREFIX}{dest.name}")
+    # O_NOFOLLOW: the drop-folder path is data; never read through a link swapped in late.
+    fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fin, open(tmp, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        full_fsync(fout.fileno())
+    os.replace(tmp, dest)
+    fsync_dir(dest.parent)

@@ -1,0 +1,171 @@
+"""Render sample clips with a freshly trained LoRA into the outbox.
+
+Sequence (CONTRACT §1a, §1b, §2): restart a managed server (after training ACE-Step's decoder
+stays wrapped), then in ONE Gradio session: /load_lora, /set_use_lora true, /set_lora_scale,
+the LoRA clips, /unload_lora (always, also when something failed), and with compare_base the
+same prompts and seeds again on the restored base decoder. What is rendered is planned in
+plan.py; what is written, in files.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from acewatchd.acestep.generation import GenerationRequest
+from acewatchd.config.schema import DATASET_NAME, Config, Render
+from acewatchd.errors import AcewatchdError
+from acewatchd.ledger.db import Ledger
+from acewatchd.ledger.runs import Outcome, RunRow
+from acewatchd.nightly.render import files as rf
+from acewatchd.nightly.render.lora import LoraChoice, choose_adapter, find_training_run
+from acewatchd.nightly.render.plan import Clip, RenderJob, build_clips, plan_calls
+from acewatchd.outbox import folders as outbox
+from acewatchd.outbox.notify import Notifier, build_notifier
+from acewatchd.runtime import Server
+
+logger = logging.getLogger(__name__)
+
+
+def run_calls(client: Any, job: RenderJob, variant: str) -> None:
+    out = job.results.setdefault(variant, {})
+    for index, call in enumerate(job.calls, 1):
+        first = call[0]
+        logger.info("rendering %s call %d/%d (%d clip(s), %s)", variant, index,
+                    len(job.calls), len(call), first.name)
+        started = time.monotonic()
+        result = client.generate(_request(first, call, job.rcfg), job.staging / ".incoming")
+        took = time.monotonic() - started
+        job.seconds += took
+        job.simulated |= any(isinstance(m, dict) and "simulator" in m
+                              for m in result.metadata)
+        out.update(rf.store_call(call, result, variant, job.staging, job.rcfg, took, index))
+
+
+def _request(first: Clip, call: list[Clip], rcfg: Render) -> GenerationRequest:
+    p = first.prompt
+    return GenerationRequest(
+        caption=first.caption, lyrics=p.lyrics or "[Instrumental]", bpm=p.bpm, keyscale=p.key,
+        time_signature=p.time_signature, language=first.language, duration=p.duration,
+        steps=rcfg.steps, guidance=rcfg.guidance, seeds=[c.seed for c in call],
+        batch_size=len(call), audio_format=rcfg.audio_format)
+
+
+def render_with_lora(client: Any, job: RenderJob, lora: LoraChoice) -> None:
+    """LoRA clips, then /unload_lora whatever happened; then the base clips."""
+    try:
+        client.load_lora(lora.path)
+        client.set_use_lora(True)
+        client.set_lora_scale(job.rcfg.lora_scale)
+        run_calls(client, job, "lora")
+    except BaseException:
+        _unload_quietly(client)
+        raise
+    client.unload_lora()  # if this fails the "base" clips would carry the LoRA: stop here
+    if job.rcfg.compare_base:
+        run_calls(client, job, "base")
+
+
+def _unload_quietly(client: Any) -> None:
+    try:
+        client.unload_lora()
+    except Exception as exc:  # noqa: BLE001 - the original failure is the one to report
+        logger.warning("could not unload the LoRA after a failed render: %s", exc)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+ClientFactory = Callable[..., Any]  # (cfg, rcfg) -> a client context manager
+
+
+def default_client(cfg: Config, rcfg: Render | None = None) -> Any:
+    """A new session. A generation call may take far longer than a status call (a batch of
+    long clips on a laptop GPU), and a timed-out call is cancelled and retried, which wastes
+    the work done: so the budget grows with batch size and clip length."""
+    from acewatchd.acestep.client import AceStepClient
+
+    timeout = cfg.acestep.timeout_seconds
+    if rcfg is not None and rcfg.prompts:
+        longest = max(p.duration for p in rcfg.prompts)
+        timeout = max(timeout, 60.0 + 2.0 * rcfg.batch_size * longest)
+    return AceStepClient(cfg.acestep.url, timeout=timeout)
+
+
+def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None = None,
+               checkpoint: str | None = None, server: Server | None = None,
+               notifier: Notifier | None = None,
+               client_factory: ClientFactory = default_client) -> Path:
+    """Render the samples of a training run (default: the latest finished one) into the
+    outbox and return the run folder. Raises (after notifying) when anything fails; no
+    partial run folder is ever left in the outbox. The caller decides whether rendering is
+    wanted (``cfg.render_for(dataset).enabled``); the notifier defaults to the configured one."""
+    notifier = notifier if notifier is not None else build_notifier(cfg)
+    render_id = rf.start_record(ledger, dataset)
+    try:
+        if not DATASET_NAME.match(dataset):  # it becomes a folder name under the outbox
+            raise AcewatchdError(f"{dataset!r} is not a dataset name (letters, digits, '_-.')")
+        train = find_training_run(cfg, ledger, dataset, run_id)
+        lora = choose_adapter(cfg, dataset, train, checkpoint)
+        folder, manifest = _render_locked(cfg, ledger, dataset, train, lora, server,
+                                          client_factory, render_id)
+    except Exception as exc:
+        rf.finish_record(ledger, render_id, Outcome.FAILED, str(exc))
+        ledger.record_event("error", f"rendering samples failed: {exc}", dataset, "render")
+        notifier.notify(f"acewatchd: render failed · {dataset}", str(exc), failed=True)
+        raise
+    except BaseException:
+        rf.finish_record(ledger, render_id, Outcome.INTERRUPTED, "stopped before it finished")
+        raise
+    summary = rf.summary(manifest)
+    rf.finish_record(ledger, render_id, Outcome.DONE, summary, run_name=folder.name, train=train,
+                     checkpoint=lora.path)
+    try:
+        rf.write_outbox_index(cfg, ledger)
+    except OSError as exc:  # the run itself is complete; the next render rewrites the index
+        logger.warning("could not rewrite %s: %s", cfg.paths.outbox / "index.html", exc)
+    notifier.notify(f"acewatchd: samples ready · {dataset}", f"{summary} — {folder}")
+    return folder
+
+
+def _render_locked(cfg: Config, ledger: Ledger, dataset: str, train: RunRow,
+                   lora: LoraChoice, server: Server | None, client_factory: ClientFactory,
+                   render_id: int) -> tuple[Path, dict[str, Any]]:
+    ds_dir = cfg.paths.outbox / dataset
+    with outbox.dataset_lock(ds_dir):
+        rf.mark_stale_records(ledger, dataset, render_id)  # left by a render that was killed
+        outbox.clean_staging(ds_dir)
+        name = outbox.unique_name(ds_dir, outbox.run_folder_name(datetime.now(), train.id))
+        staging = outbox.new_staging(ds_dir, name)
+        try:
+            job = _render_into(cfg, dataset, staging, lora, server, client_factory)
+            manifest = rf.write_run_files(job, ledger, train, lora, name)
+            folder = outbox.commit(staging, ds_dir / name)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    removed = outbox.prune(cfg.paths.outbox, dataset, cfg.outbox.keep_runs, folder)
+    logger.info("samples of %s are in %s (%d old run(s) removed)", dataset, folder, len(removed))
+    return folder, manifest
+
+
+def _render_into(cfg: Config, dataset: str, staging: Path, lora: LoraChoice,
+                 server: Server | None,
+                 client_factory: ClientFactory) -> RenderJob:
+    rcfg = cfg.render_for(dataset)
+    if not rcfg.prompts:
+        raise AcewatchdError(f"render.prompts: no sample prompts configured for {dataset}")
+    calls = plan_calls(build_clips(rcfg, cfg.dataset(dataset)), rcfg.batch_size)
+    job = RenderJob(cfg, dataset, rcfg, calls, staging, {})
+    if server is not None and server.managed:
+        logger.info("restarting the managed ACE-Step server before loading the LoRA")
+        server.restart()
+    with client_factory(cfg, rcfg) as client:
+        render_with_lora(client, job, lora)
+    shutil.rmtree(staging / ".incoming", ignore_errors=True)
+    return job

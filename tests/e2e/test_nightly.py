@@ -1,0 +1,143 @@
+"""The whole chain with the real parts: real MP3s, `acewatchd scan`, real prepare (SIMULATOR
+preprocessing stand-in), training and rendering on the running simulator through the real
+client, `acewatchd train --now` as a subprocess; and the real daemon rescheduling on a cron
+edit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from acewatchd.acestep.layout import final_adapter, run_dir
+from acewatchd.config.load import load_config
+from acewatchd.demo.audiogen import make_mp3
+from acewatchd.ledger.db import Ledger
+from acewatchd.nightly.env import NightlyEnv
+from acewatchd.nightly.run import run_dataset
+from acewatchd.simulator.harness import SimHandle, running_simulator
+from acewatchd.util.locks import JobLock
+from acewatchd.util.power import FakePower
+from tests.support.clock import FakeClock
+
+pytestmark = pytest.mark.timeout(300)
+NIGHT = datetime(2026, 6, 3, 1, tzinfo=UTC).timestamp()
+
+
+def cli(config: Path, *args: str, timeout: float = 200) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "acewatchd", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=config.parent)
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[tuple[Path, SimHandle]]:
+    with running_simulator(tmp_path / "ace", speed=25.0) as sim:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[acestep]\nroot = "{sim.root}"\nurl = "{sim.url}"\npython = "{sys.executable}"\n'
+            '[watch]\nsettle_seconds = 0.2\npoll_seconds = 0.05\nsettle_polls = 2\n'
+            'min_duration_seconds = 2.0\n'
+            '[train]\nepochs = 100\nsave_every = 50\n'
+            '[schedule]\ncron = "0 1 * * *"\ntimezone = "UTC"\n'
+            '[render]\ncompare_base = false\n'
+            '[[render.prompts]]\nname = "one"\ncaption = "{tag}, test"\nduration = 10.0\n'
+            '[datasets.band]\ntag = "the band"\n', "utf-8")
+        for i in range(3):
+            add_song(tmp_path, i)
+        scan = cli(config, "scan")
+        assert scan.returncode == 0, scan.stdout + scan.stderr
+        yield config, sim
+
+
+def add_song(home: Path, i: int) -> None:
+    make_mp3(home / "drop" / "band" / f"track {i}.mp3", seconds=4, freq=220 + 110 * i)
+
+
+def test_train_now_then_nightly_skips_unchanged_and_trains_changed(
+        chain: tuple[Path, SimHandle]) -> None:
+    config, sim = chain
+    done = cli(config, "train", "band", "--now")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "band: done" in done.stdout
+    cfg = load_config(config)
+    ledger = Ledger(cfg.paths.state)
+    try:
+        first = ledger.connect().execute("SELECT * FROM runs WHERE job='train'").fetchone()
+        assert first["outcome"] == "done" and first["epochs_done"] == 100
+        assert final_adapter(run_dir(cfg.acestep.root, "band", first["run_name"])) is not None
+        outbox = list((cfg.paths.outbox / "band").glob("*/index.html"))
+        assert len(outbox) == 1, "rendered samples in the outbox"
+        env = NightlyEnv.default(ledger, lambda: cfg, clock=FakeClock(NIGHT, ticking=True), power=FakePower(),
+                                 backoff=0.2, guard_interval=0.05)
+        # Same songs, captions, lyrics: the nightly run does not train again.
+        assert run_dataset(lambda: cfg, env, "band", scheduled_for=NIGHT,
+                           window_end=NIGHT + 6 * 3600) == "skipped"
+        add_song(config.parent, 3)
+        assert cli(config, "scan").returncode == 0
+        assert run_dataset(lambda: cfg, env, "band", scheduled_for=NIGHT + 86400,
+                           window_end=NIGHT + 86400 + 6 * 3600) == "done"
+        rows = ledger.connect().execute("SELECT run_name, content_hash FROM runs WHERE "
+                                        "job='train' ORDER BY id").fetchall()
+        assert len(rows) == 2 and rows[0][1] != rows[1][1]
+        assert len(list((cfg.paths.outbox / "band").glob("*/index.html"))) == 2
+    finally:
+        ledger.close()
+
+
+def test_train_now_refuses_while_another_job_trains(chain: tuple[Path, SimHandle]) -> None:
+    config, _sim = chain
+    cfg = load_config(config)
+    with JobLock(cfg.paths.state):
+        busy = cli(config, "train", "band", "--now", timeout=60)
+    assert busy.returncode == 3, busy.stdout + busy.stderr
+    assert "another training job is running" in busy.stderr
+
+
+# --------------------------------------------------------------------------- the real daemon
+
+
+def _next_from_ledger(state: Path) -> dict[str, str]:
+    try:
+        with sqlite3.connect(state / "ledger.sqlite3", timeout=5) as conn:
+            row = conn.execute("SELECT value FROM kv WHERE key='schedule.next'").fetchone()
+    except sqlite3.Error:
+        return {}
+    return json.loads(row[0]) if row else {}
+
+
+def _poll(pred, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    return None
+
+
+def test_daemon_reschedules_when_cron_is_edited(home, run_daemon) -> None:  # type: ignore
+    (home.drop / "ambient").mkdir(parents=True, exist_ok=True)
+    base = ('[acestep]\nurl = "http://127.0.0.1:9"\n[watch]\nsettle_seconds = 0.4\n'
+            'poll_seconds = 0.1\nsettle_polls = 2\n[datasets.ambient]\ntag = "calm"\n')
+    home.write_config(base + '[schedule]\ncron = "0 1 * * *"\ntimezone = "UTC"\n'
+                             'catch_up = false\n')
+    daemon = run_daemon()
+    first = _poll(lambda: _next_from_ledger(home.state).get("ambient"))
+    assert first and first.endswith("T01:00:00+00:00"), daemon.output()
+    home.write_config(base + '[schedule]\ncron = "45 4 * * 2"\ntimezone = "UTC"\n'
+                             'catch_up = false\n')
+    moved = _poll(lambda: (v := _next_from_ledger(home.state).get("ambient")) != first and v)
+    assert moved, daemon.output()
+    when = datetime.fromisoformat(moved)
+    assert (when.hour, when.minute, when.weekday()) == (4, 45, 1)  # cron 2 = Tuesday
+    status = subprocess.run([sys.executable, "-m", "acewatchd", "--config", str(home.config),
+                             "status", "--json"], capture_output=True, text=True, timeout=60)
+    assert moved in status.stdout
+    assert daemon.stop() == 0
