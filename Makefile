@@ -11,7 +11,7 @@ $(BIN)/acewatchd: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_PIN)"
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test,lint]"
 	touch $@
 
 install: $(BIN)/acewatchd
@@ -25,10 +25,12 @@ test: install
 bench: install
 	$(BIN)/python bench/run_all.py
 
+# ruff (style and bug patterns), mypy --strict (config in pyproject.toml), and the import
+# contract: the package's layers only import downwards (see docs/ARCHITECTURE.md).
 lint: install
-	$(BIN)/pip install -q ruff mypy
 	$(BIN)/ruff check acewatchd tests bench
 	$(BIN)/mypy acewatchd
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) demo-home .pytest_cache
