@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from acewatchd.acestep import checkout
 
 ADAPTER_CONFIG = "adapter_config.json"
 DATASETS = Path("datasets") / "acewatchd"
@@ -138,33 +139,5 @@ def newest_mtime(folder: Path) -> float:
 
 
 def acestep_version(root: Path) -> str | None:
-    """ACE-Step's version from its checkout: pyproject version and git commit, read as files
-    (no git subprocess)."""
-    parts = [v for v in (_pyproject_version(root), _git_commit(root)) if v]
-    return " ".join([parts[0], f"({parts[1]})"] if len(parts) == 2 else parts) or None
-
-
-def _pyproject_version(root: Path) -> str | None:
-    try:
-        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    version = data.get("project", {}).get("version")
-    return str(version) if version else None
-
-
-def _git_commit(root: Path) -> str | None:
-    git = root / ".git"
-    try:
-        head = (git / "HEAD").read_text(encoding="utf-8").strip()
-        if not head.startswith("ref: "):
-            return head[:7] or None
-        ref = head[5:].strip()
-        if (git / ref).is_file():
-            return (git / ref).read_text(encoding="utf-8").strip()[:7] or None
-        for line in (git / "packed-refs").read_text(encoding="utf-8").splitlines():
-            if line.endswith(f" {ref}"):
-                return line.split()[0][:7]
-    except (OSError, ValueError):
-        return None
-    return None
+    """ACE-Step's version from its checkout (``acestep/checkout.py`` reads it)."""
+    return checkout.acestep_version(root)
