@@ -12,6 +12,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from acewatchd.acestep import versions
+from acewatchd.acestep.checkout import (
+    TRAINING_V2,
+    Checkout,
+    read_checkout,
+    training_v2_imports,
+)
 from acewatchd.config.load import find_config_path, load_config
 from acewatchd.config.schema import Config
 from acewatchd.doctor.check import Check
@@ -49,12 +56,16 @@ def check_tools(path_env: str | None = None, where: str = "this shell's PATH") -
     return out
 
 
+def _runnable(python: Path) -> bool:
+    return python.is_file() and os.access(python, os.X_OK)
+
+
 def check_acestep_root(root: Path, python: Path, checkpoints: Path) -> list[Check]:
     if not root.is_dir():
         return [Check("ACE-Step root", False, f"{root} does not exist",
                       "set [acestep] root in config.toml to your ACE-Step-1.5 folder")]
     out = [Check("ACE-Step root", True, str(root))]
-    runnable = python.is_file() and os.access(python, os.X_OK)
+    runnable = _runnable(python)
     out.append(Check("ACE-Step venv interpreter", runnable, str(python) + (
         "" if runnable else " missing or not executable"),
         f"run `uv sync` in {root} (or set [acestep] python)"))
@@ -63,6 +74,34 @@ def check_acestep_root(root: Path, python: Path, checkpoints: Path) -> list[Chec
         "" if has_ckpt else " missing"),
         f"run `acestep-download` in {root} (or set [preprocess] checkpoint_dir)"))
     return out
+
+
+def check_acestep_version(checkout: Checkout) -> Check:
+    """The checkout's version, and whether acewatchd can work with it (too old: no
+    ``acestep/training_v2``)."""
+    name = "ACE-Step version"
+    what = checkout.describe()
+    if checkout.too_old:
+        return Check(name, False, f"{what}: too old, {checkout.root / TRAINING_V2}/ is missing "
+                     "(acewatchd preprocesses with acestep.training_v2)", versions.UPDATE_HINT)
+    if checkout.known is not None and not checkout.known.supported:
+        return Check(name, False, f"{what}: too old, not supported", versions.UPDATE_HINT)
+    if checkout.known is None:
+        tested = ", ".join(v.title for v in versions.VERSIONS.values() if v.supported)
+        return Check(name, True, f"{what}; it has acestep.training_v2 (note: acewatchd was "
+                     f"tested with {tested})")
+    return Check(name, True, f"{what}: supported")
+
+
+def check_training_v2_import(python: Path, root: Path, timeout: float = 120.0) -> Check:
+    name = "acestep.training_v2 import"
+    ok, last = training_v2_imports(python, root, timeout)
+    if ok:
+        return Check(name, True, f"imports in {python}")
+    return Check(name, False, f"`import acestep.training_v2` fails in {python}: "
+                 f"{last or 'no error text'}",
+                 f"run `uv sync` in {root} (ACE-Step's own environment), or set [acestep] "
+                 "python to the interpreter ACE-Step runs with")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -76,17 +115,24 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def check_env_file(root: Path, apple_silicon: bool) -> list[Check]:
-    env = root / ".env"
-    if not env.is_file():
+    env, example = root / ".env", root / ".env.example"
+    if env.is_file():
+        used = env
+        out = [Check("ACE-Step .env", True, str(env))]
+    elif example.is_file():  # ACE-Step loads .env.example when there is no .env
+        used = example
+        out = [Check("ACE-Step .env", True, f"{env} not found; ACE-Step falls back to {example}"
+                     f" (note: `cp {example} {env}` to change its settings)")]
+    else:
         return [Check("ACE-Step .env", False, f"{env} not found",
                       f"cp {root}/.env.example {env}"
                       + (" and set ACESTEP_LM_BACKEND=mlx" if apple_silicon else ""))]
-    out = [Check("ACE-Step .env", True, str(env))]
     if apple_silicon:
-        backend = read_env_file(env).get("ACESTEP_LM_BACKEND", "")
-        out.append(Check("ACESTEP_LM_BACKEND", backend == "mlx", backend or "not set",
+        backend = read_env_file(used).get("ACESTEP_LM_BACKEND", "")
+        out.append(Check("ACESTEP_LM_BACKEND", backend == "mlx",
+                         (backend or "not set") + ("" if used == env else f" (in {used})"),
                          f"set ACESTEP_LM_BACKEND=mlx in {env} (vllm does not run on Apple"
-                         " Silicon)"))
+                         " Silicon)" + ("" if used == env else f"; create it: cp {used} {env}")))
     return out
 
 
@@ -119,8 +165,13 @@ def run_checks(config_path: str | None, *, apple_silicon: bool | None = None) ->
         else ace.root / "checkpoints"
     checks += check_acestep_root(ace.root, ace.python_path(), ckpt)
     if ace.root.is_dir():
+        checkout = read_checkout(ace.root)
+        checks.append(check_acestep_version(checkout))
+        if not checkout.too_old and _runnable(ace.python_path()):
+            checks.append(check_training_v2_import(ace.python_path(), ace.root))
         checks += check_env_file(ace.root, apple)
         checks.append(check_mps_precision(ace.root))
     checks += check_server(ace.url, manage_server=ace.manage_server,
-                           timeout=min(ace.timeout_seconds, 10.0))
+                           timeout=min(ace.timeout_seconds, 10.0),
+                           root=ace.root if ace.root.is_dir() else None)
     return checks + check_folders(cfg)

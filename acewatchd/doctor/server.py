@@ -1,16 +1,30 @@
-"""Doctor checks that talk to the server: is ACE-Step there, is its API one acewatchd can drive,
-and is its port taken by something else."""
+"""Doctor checks that talk to the server: is ACE-Step there, is its API one acewatchd can drive
+(and which known version's), is its port taken by something else, and does a server the user
+started resolve acewatchd's root-relative paths in ACE-Step's folder."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import shutil
 import socket
+import tempfile
 import urllib.error
 import urllib.request
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from acewatchd.acestep import layout, versions
+from acewatchd.acestep.apicheck import ApiMatch
+from acewatchd.acestep.errors import (
+    AceStepError,
+    ContractMismatch,
+    ServerUnavailable,
+    UnsupportedVersion,
+)
 from acewatchd.doctor.check import Check
 
 logger = logging.getLogger(__name__)
@@ -57,16 +71,20 @@ def looks_like_acestep(base: str, timeout: float) -> tuple[bool, str]:
     return True, str(config.get("title") or "Gradio")
 
 
-def check_server(url: str, *, manage_server: bool, timeout: float = 10.0) -> list[Check]:
+def check_server(url: str, *, manage_server: bool, timeout: float = 10.0,
+                 root: Path | None = None) -> list[Check]:
+    """Is ACE-Step there, which known API does it serve, and (for a server the user started,
+    when ``root`` is given) does it resolve acewatchd's root-relative paths in ``root``?"""
     from acewatchd.acestep.client import AceStepClient
-    from acewatchd.acestep.errors import ContractMismatch, ServerUnavailable
 
     parts = urlparse(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    skipped = [Check(PATHS_CHECK, True, "not checked: acewatchd starts the server itself")] \
+        if manage_server else []
     if not port_open(host, port):
         if manage_server:
             return [Check("ACE-Step server", True, f"not running at {url}; acewatchd starts it"
-                          " before the nightly run")]
+                          " before the nightly run"), *skipped]
         return [Check("ACE-Step server", False, f"nothing listens at {url}",
                       "start ACE-Step (`uv run acestep --port "
                       f"{port}`) or set [acestep] manage_server = true")]
@@ -75,15 +93,108 @@ def check_server(url: str, *, manage_server: bool, timeout: float = 10.0) -> lis
         return [Check(f"port {port}", False, f"taken by something that is not ACE-Step: {what}"
                       + describe_listener(port),
                       "stop that program or move ACE-Step and [acestep] url to another port")]
+    note = " (SIMULATOR)" if "SIMULATOR" in what else ""
+    reachable = Check("ACE-Step server", True, f"reachable at {url}{note}")
     try:
-        with AceStepClient(url, timeout=timeout, retries=0):
-            pass
+        with AceStepClient(url, timeout=timeout, retries=0) as client:
+            checks = [reachable, api_check(client.api_match)]
+            if root is not None and not manage_server:
+                checks.append(check_relative_paths(client, root))
+    except UnsupportedVersion as exc:
+        return [reachable, Check("ACE-Step API", False, str(exc), versions.UPDATE_HINT)]
     except ContractMismatch as exc:
-        return [Check("ACE-Step server", True, f"reachable at {url}"),
-                Check("ACE-Step API", False, str(exc),
-                      "use an ACE-Step version compatible with snapshot f30aee4")]
+        return [reachable, Check("ACE-Step API", False, "; ".join(exc.problems)[:1500],
+                                 f"use ACE-Step {versions.V1.title} or {versions.V2.title}")]
     except ServerUnavailable as exc:
         return [Check("ACE-Step server", False, str(exc), f"check that {url} answers")]
-    note = " (SIMULATOR)" if "SIMULATOR" in what else ""
-    return [Check("ACE-Step server", True, f"reachable at {url}{note}"),
-            Check("ACE-Step API", True, "all endpoints and parameters acewatchd uses match")]
+    return checks + skipped
+
+
+def api_check(match: ApiMatch) -> Check:
+    """Which contract the server's API matched (and what differed, if it matched none)."""
+    warnings = "; ".join(match.warnings)
+    if match.contract is None:
+        return Check("ACE-Step API", True, f"{match.summary}: every endpoint and parameter "
+                     "acewatchd uses is there" + (f" (note: {warnings})" if warnings else ""))
+    known = versions.VERSIONS[match.contract]
+    return Check("ACE-Step API", True, f"matches the {known.label} contract ({known.commit}, "
+                 f"{known.date}): every endpoint and parameter acewatchd uses"
+                 + (f" (note: {warnings})" if warnings else ""))
+
+
+# --------------------------------------------------------------------------- relative paths
+
+PATHS_CHECK = "ACE-Step working folder"
+PROBE_PREFIX = ".doctor-probe-"
+_EMPTY = re.compile(r"no \.pt tensor files found in (?P<path>.+)$|"
+                    r"found 0 tensor files in (?P<listed>.+?)(?: \[[^\]]*\])?$",
+                    re.IGNORECASE | re.MULTILINE)
+
+
+class _Loads(Protocol):
+    def load_training_dataset(self, tensor_dir: str) -> str: ...
+
+
+def check_relative_paths(client: _Loads, root: Path) -> Check:
+    """Ask the server to load an empty folder under ``root`` by its ``./`` path: a server whose
+    working folder is not ``root`` cannot find it (V2 also refuses what resolves outside its
+    working folder, CONTRACT §9c). The folder is removed afterwards whatever happens."""
+    parent = root / layout.DATASETS
+    made = [p for p in (parent.parent, parent) if not p.exists()]
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=PROBE_PREFIX, dir=parent))
+    except OSError as exc:
+        _remove_empty(made)
+        return Check(PATHS_CHECK, False, f"cannot create a probe folder in {parent}: "
+                     f"{exc.strerror or exc}", f"make {root} writable for this user")
+    sent = layout.rel(layout.DATASETS / probe.name)
+    try:
+        try:
+            answer = client.load_training_dataset(sent)
+        except ServerUnavailable as exc:
+            return Check(PATHS_CHECK, False, f"could not ask the server: {exc}",
+                         "check that ACE-Step answers, then run `acewatchd doctor` again")
+        except AceStepError as exc:  # JobFailed: "❌ …" answers
+            answer = str(exc)
+        return judge_probe(answer, root, probe, sent)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+        _remove_empty(made)
+
+
+def judge_probe(answer: str, root: Path, probe: Path, sent: str) -> Check:
+    """Did the server find ``probe`` (empty) when sent ``sent``? From its answer's text."""
+    fix = (f"start ACE-Step from its own folder (its working folder must be {root}), e.g. "
+           f"`cd {root} && uv run acestep`, or set [acestep] manage_server = true; "
+           "[acestep] root must be the folder that server runs from")
+    text = answer.strip()
+    first = text.splitlines()[0] if text else "(no answer)"
+    match = _EMPTY.search(text)
+    if match is None:
+        why = "it cannot find that folder" if "not found" in text.lower() else \
+            "it refused that path" if "unsafe" in text.lower() else "unexpected answer"
+        return Check(PATHS_CHECK, False, f"sent {sent}, {why}: {first}", fix)
+    where = (match.group("path") or match.group("listed") or "").strip()
+    if where == sent or _same_folder(where, probe):
+        return Check(PATHS_CHECK, True, f"the server resolves {sent} in {root}")
+    return Check(PATHS_CHECK, False, f"sent {sent}, the server looked in {where}, not under "
+                 f"{root}", fix)
+
+
+def _same_folder(reported: str, probe: Path) -> bool:
+    path = Path(reported)
+    if not path.is_absolute():
+        return False
+    try:
+        return os.path.samefile(path, probe)
+    except OSError:
+        return False
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in reversed(folders):  # the ones this check created, innermost first
+        try:
+            folder.rmdir()
+        except OSError:
+            pass

@@ -17,49 +17,7 @@ from acewatchd.doctor import machine as doctor
 from acewatchd.doctor.server import check_server
 from acewatchd.doctor.trainer_precision import check_mps_precision, unpatched_functions
 from acewatchd.simulator.harness import free_port, running_simulator
-
-UNPATCHED = '''
-import torch
-
-def _select_compute_dtype(device_type: str) -> torch.dtype:
-    if device_type in ("cuda", "xpu"):
-        return torch.bfloat16
-    if device_type == "mps":
-        return torch.float16
-    return torch.float32
-
-def _select_fabric_precision(device_type: str) -> str:
-    if device_type in ("cuda", "xpu"):
-        return "bf16-mixed"
-    if device_type == "mps":
-        return "16-mixed"
-    return "32-true"
-'''
-PATCHED = UNPATCHED.replace("return torch.float16", "return torch.float32").replace(
-    'return "16-mixed"', 'return "32-true"')
-
-
-def fake_acestep(root: Path, trainer: str | None = UNPATCHED, env: str | None = None) -> Path:
-    (root / "checkpoints").mkdir(parents=True)
-    py = root / ".venv/bin/python"
-    py.parent.mkdir(parents=True)
-    py.write_text("#!/bin/sh\n")
-    py.chmod(0o755)
-    if trainer is not None:
-        (root / "acestep/training").mkdir(parents=True)
-        (root / "acestep/training/trainer.py").write_text(trainer)
-    if env is not None:
-        (root / ".env").write_text(env)
-    return root
-
-
-def write_config(home: Path, ace_root: Path, url: str, extra: str = "") -> Path:
-    for name in ("drop", "outbox"):
-        (home / name).mkdir(parents=True, exist_ok=True)
-    cfg = home / "config.toml"
-    cfg.write_text(f'[paths]\ndrop = "{home}/drop"\noutbox = "{home}/outbox"\n'
-                   f'[acestep]\nroot = "{ace_root}"\nurl = "{url}"\n{extra}')
-    return cfg
+from tests.doctor.folders import PATCHED, UNPATCHED, fake_acestep, write_config
 
 
 def by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
@@ -67,7 +25,7 @@ def by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
 
 
 def test_precision_unpatched_fails_with_fix(tmp_path: Path) -> None:
-    check = check_mps_precision(fake_acestep(tmp_path))
+    check = check_mps_precision(fake_acestep(tmp_path, UNPATCHED))
     assert not check.ok and "NaN" in check.detail
     assert "32-true" in check.fix and "float32" in check.fix
     assert "_select_compute_dtype" in check.detail and "_select_fabric_precision" in check.detail
@@ -176,18 +134,23 @@ def test_port_taken_by_something_else(foreign_server: str) -> None:
 
 def test_doctor_against_simulator_passes_and_altered_api_fails(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the simulator serves ACE-Step's folder itself, so root-relative paths resolve there
     ace = fake_acestep(tmp_path / "ace", PATCHED, "ACESTEP_LM_BACKEND=mlx\n")
-    with running_simulator(tmp_path / "sim") as sim:
+    with running_simulator(ace) as sim:
         cfg = write_config(tmp_path / "home", ace, sim.url.rstrip("/"))
         rc = doctor_cmd.run(argparse.Namespace(config=str(cfg)))
         out = capsys.readouterr().out
         assert rc == 0, out
-        assert "✓ ACE-Step API" in out and "✗" not in out
+        assert "✓ ACE-Step API: matches the V2 contract" in out and "✗" not in out
+        assert "✓ ACE-Step working folder: the server resolves ./datasets/acewatchd/" in out
+        assert "✓ ACE-Step version: 1.5.0 at 6d467e4 (V2, 2026-06-26): supported" in out
     with running_simulator(tmp_path / "sim2",
                            faults=["drop-param=param_9@/generation_wrapper"]) as sim:
         cfg = write_config(tmp_path / "home", ace, sim.url.rstrip("/"))
         checks = by_name(doctor.run_checks(str(cfg), apple_silicon=True))
-    assert not checks["ACE-Step API"].ok and "param_9" in checks["ACE-Step API"].detail
+    api = checks["ACE-Step API"]  # every mismatch, each naming its endpoint
+    assert not api.ok and "/generation_wrapper" in api.detail, api.render()
+    assert "V1 (c4cdd99" in api.fix and "V2 (6d467e4" in api.fix
 
 
 def test_doctor_exit_code_nonzero_on_unpatched_trainer(tmp_path: Path,
