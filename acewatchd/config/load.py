@@ -8,6 +8,7 @@ cross checks here are the ones no single field can make (cron, time zone, min < 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -17,10 +18,12 @@ from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from acewatchd.config.schema import DATASET_NAME, Config, Paths
+from acewatchd.config.checks import cross_checks
+from acewatchd.config.schema import Config, Paths
 from acewatchd.errors import ConfigError
 
 ENV_VAR = "ACEWATCHD_CONFIG"
+_INT64_MAX = 2**63 - 1  # SQLite and the OS take no bigger integer
 
 
 # --------------------------------------------------------------------------- locating
@@ -54,7 +57,7 @@ def parse_config(text: str, cfg_path: Path) -> Config:
     cfg = _build(Config, raw, "", problems, text)
     if not problems:
         cfg = _resolve_paths(cfg, cfg_path.parent)
-        _cross_checks(cfg, problems, text)
+        cross_checks(cfg, problems, lambda key: line_of(text, key))
     if problems:
         raise ConfigError(str(cfg_path), problems)
     built: Config = replace(cfg, source=cfg_path)
@@ -64,7 +67,7 @@ def parse_config(text: str, cfg_path: Path) -> Config:
 # --------------------------------------------------------------------------- building
 
 
-def _line_of(text: str, dotted: str) -> str:
+def line_of(text: str, dotted: str) -> str:
     """Best-effort ' (line N)' for a dotted key: find the last segment as a TOML key."""
     last = dotted.rsplit(".", 1)[-1].split("[", 1)[0]
     if not last:
@@ -78,7 +81,7 @@ def _line_of(text: str, dotted: str) -> str:
 def _build(cls: type, raw: Any, prefix: str, problems: list[str], text: str) -> Any:
     where = prefix.rstrip(".") or "top level"
     if not isinstance(raw, dict):
-        problems.append(f"{where}: expected a table{_line_of(text, where)}")
+        problems.append(f"{where}: expected a table{line_of(text, where)}")
         return cls()
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
@@ -86,7 +89,7 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str], text: str) -> 
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
         if key not in known:
-            problems.append(f"{dotted}: unknown key{_line_of(text, dotted)}")
+            problems.append(f"{dotted}: unknown key{line_of(text, dotted)}")
             continue
         values[key] = _convert(hints[key], value, dotted, problems, text, known[key].metadata)
     try:
@@ -118,19 +121,19 @@ def _convert_type(tp: Any, value: Any, dotted: str, problems: list[str], text: s
         if value not in args:
             choices = ", ".join(repr(a) for a in args)
             problems.append(f"{dotted}: must be one of {choices}, got {value!r}"
-                            f"{_line_of(text, dotted)}")
+                            f"{line_of(text, dotted)}")
         return value
     if origin is list:
         return _convert_list(args[0], value, dotted, problems, text)
     if origin is dict and is_dataclass(args[1]):
         if not isinstance(value, dict):
-            problems.append(f"{dotted}: expected a table{_line_of(text, dotted)}")
+            problems.append(f"{dotted}: expected a table{line_of(text, dotted)}")
             return {}
         item_cls = typing.cast(type, args[1])
         return {k: _build(item_cls, v, f"{dotted}.{k}.", problems, text) for k, v in value.items()}
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            problems.append(f"{dotted}: expected a table of strings{_line_of(text, dotted)}")
+            problems.append(f"{dotted}: expected a table of strings{line_of(text, dotted)}")
             return {}
         return dict(value)
     return _convert_scalar(tp, value, dotted, problems, text)
@@ -144,13 +147,13 @@ def _convert_union(args: tuple[Any, ...], value: Any, dotted: str, problems: lis
         if not trial:
             return result
     names = " or ".join(_type_name(a) for a in args if a is not type(None))
-    problems.append(f"{dotted}: expected {names}, got {value!r}{_line_of(text, dotted)}")
+    problems.append(f"{dotted}: expected {names}, got {value!r}{line_of(text, dotted)}")
     return value
 
 
 def _convert_list(item_tp: Any, value: Any, dotted: str, problems: list[str], text: str) -> Any:
     if not isinstance(value, list):
-        problems.append(f"{dotted}: expected a list{_line_of(text, dotted)}")
+        problems.append(f"{dotted}: expected a list{line_of(text, dotted)}")
         return []
     return [_convert(item_tp, v, f"{dotted}[{i}]", problems, text, {}) for i, v in
             enumerate(value)]
@@ -161,6 +164,12 @@ def _convert_scalar(tp: Any, value: Any, dotted: str, problems: list[str], text:
         if value is not None:
             problems.append(f"{dotted}: expected nothing")
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{dotted}: must be a finite number, got {value}{line_of(text, dotted)}")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT64_MAX:
+        problems.append(f"{dotted}: {value} is too large{line_of(text, dotted)}")
+        return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is Path and isinstance(value, str):
@@ -168,7 +177,7 @@ def _convert_scalar(tp: Any, value: Any, dotted: str, problems: list[str], text:
     ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     if not ok:
         problems.append(f"{dotted}: expected {_type_name(tp)}, got {type(value).__name__} "
-                        f"{value!r}{_line_of(text, dotted)}")
+                        f"{value!r}{line_of(text, dotted)}")
     return value
 
 
@@ -176,9 +185,9 @@ def _check_bounds(value: Any, dotted: str, problems: list[str], text: str, meta:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = meta.get("min"), meta.get("max")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            problems.append(f"{dotted}: {value} is outside {lo}..{hi}{_line_of(text, dotted)}")
+            problems.append(f"{dotted}: {value} is outside {lo}..{hi}{line_of(text, dotted)}")
     if isinstance(value, str) and meta.get("pattern") and not re.match(meta["pattern"], value):
-        problems.append(f"{dotted}: {value!r} is not in the form HH:MM{_line_of(text, dotted)}")
+        problems.append(f"{dotted}: {value!r} is not in the form HH:MM{line_of(text, dotted)}")
 
 
 def _override(cls: type, value: Any, dotted: str, problems: list[str], text: str) -> Any:
@@ -205,33 +214,3 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     ace = replace(cfg.acestep, root=fix(cfg.acestep.root),
                   python=str(fix(Path(cfg.acestep.python))) if cfg.acestep.python else "")
     return replace(cfg, paths=paths, acestep=ace)
-
-
-def _cross_checks(cfg: Config, problems: list[str], text: str) -> None:
-    from acewatchd.util.cron import CronError, parse_cron  # small, no heavy imports
-
-    for name in cfg.datasets:
-        if not DATASET_NAME.match(name):
-            problems.append(f"datasets.{name}: dataset names are folder names: letters, digits,"
-                            f" '_', '-', '.'{_line_of(text, name)}")
-    schedules = [("schedule", cfg.schedule)] + [
-        (f"datasets.{n}.schedule", cfg.schedule_for(n)) for n in cfg.datasets]
-    for where, sched in schedules:
-        try:
-            parse_cron(sched.cron)
-        except CronError as exc:
-            problems.append(f"{where}.cron: {exc}{_line_of(text, 'cron')}")
-        if sched.timezone:
-            try:
-                from zoneinfo import ZoneInfo
-
-                ZoneInfo(sched.timezone)
-            except Exception:  # noqa: BLE001 - ValueError, KeyError, OSError...: all 'unknown'
-                problems.append(f"{where}.timezone: unknown time zone {sched.timezone!r}"
-                                f"{_line_of(text, 'timezone')}")
-    if cfg.watch.min_duration_seconds >= cfg.watch.max_duration_seconds:
-        problems.append("watch.min_duration_seconds: must be below watch.max_duration_seconds")
-    for ext in cfg.watch.extensions:
-        if not re.match(r"^[a-z0-9]{1,8}$", ext):
-            problems.append(f"watch.extensions: {ext!r} should be a lowercase extension without"
-                            " the dot, like \"mp3\"")
