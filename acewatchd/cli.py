@@ -54,9 +54,15 @@ def _add_acestep(sub: Subparsers) -> None:
                    help="fault switch for tests (see acewatchd/simulator/faults.py)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="training speed multiplier (higher = faster)")
-    p.add_argument("--layout", choices=["s", "v2"], default="s",
-                   help="trainer output layout to write: s = epoch_N/adapter, final/adapter; "
-                        "v2 = epoch_N_loss_X and final/ with flat adapters")
+    p.add_argument("--version", dest="acestep_version", default="6d467e4",
+                   choices=["6d467e4", "c4cdd99", "f30aee4"],
+                   help="the ACE-Step commit to impersonate (its API, texts and layout)")
+    p.add_argument("--tier", choices=["large", "small"], default="large",
+                   help="GPU tier: large = generation up to 600 s and batch 8; small (no GPU or"
+                        " <= 6 GB) = 180 s and batch 1")
+    p.add_argument("--layout", choices=["nested", "flat"], default="nested",
+                   help="trainer layout: nested = adapters in adapter/ (checkpoints/<name>/"
+                        "adapter, final/adapter); flat = adapters straight in those folders")
     p.set_defaults(handler="acewatchd.commands.simulate:run")
 
 

@@ -1,5 +1,6 @@
-"""Shared state of one SIMULATOR process: its root, speed, faults, call counts and the
-(global, like ACE-Step's dit_handler) LoRA state."""
+"""Shared state of one SIMULATOR process: its root, the ACE-Step version and GPU tier it
+impersonates, speed, faults, call counts and the (global, like ACE-Step's dit_handler) LoRA
+state."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from acewatchd.acestep import versions
 from acewatchd.simulator.faults import CallCounter, Faults, read_control, write_control
 
 logger = logging.getLogger("acewatchd.SIMULATOR")
+
+DEFAULT_VERSION = versions.NEWEST.commit
+TIERS = ("large", "small")
+LAYOUTS = ("nested", "flat")
 
 
 class FaultError(Exception):
@@ -25,15 +31,21 @@ class LoraState:
     use: bool = False
     scale: float = 1.0
     fingerprint: str = ""
+    # 6d467e4's named adapters (``_active_loras``): name -> fingerprint, in load order.
+    adapters: dict[str, str] = field(default_factory=dict)
+    active: str | None = None
 
 
 @dataclass
 class SimContext:
     root: Path
     speed: float = 1.0
-    # Trainer output layout: "s" = checkpoints/epoch_N/adapter, final/adapter; "v2" =
-    # checkpoints/epoch_N_loss_X and final/ with the adapter saved flat (CONTRACT §2).
-    layout: str = "s"
+    # Trainer output layout (orthogonal to the version): "nested" = adapters in adapter/
+    # (checkpoints/<name>/adapter, final/adapter); "flat" = adapters saved straight into the
+    # checkpoint folder and final/ (CONTRACT §2).
+    layout: str = "nested"
+    version: versions.AceStepVersion = versions.NEWEST
+    tier: str = "large"  # "small": a GPU-less or <= 6 GB GPU (CONTRACT §9c)
     counter: CallCounter = field(init=False)
     lora: LoraState = field(default_factory=LoraState)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -41,6 +53,10 @@ class SimContext:
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         self.counter = CallCounter(self.root)
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown trainer layout {self.layout!r} (known: {LAYOUTS})")
+        if self.tier not in TIERS:
+            raise ValueError(f"unknown GPU tier {self.tier!r} (known: {TIERS})")
 
     def faults(self) -> Faults:
         return Faults.parse(read_control(self.root))
@@ -83,3 +99,15 @@ def safe_path(root: Path, user_path: str) -> Path:
         raise UnsafePath(f"Path escapes safe root: '{user_path}' (resolved to '{norm}',"
                          f" root='{root}')")
     return norm
+
+
+def safe_join(root: Path, user_path: str) -> Path | None:
+    """c4cdd99's ``_safe_join``: a relative path under the root, else None (an absolute path
+    is always refused)."""
+    candidate = (user_path or "").strip()
+    if not candidate or os.path.isabs(candidate):
+        return None
+    joined = Path(os.path.abspath(os.path.join(root, candidate)))
+    if joined != root and not str(joined).startswith(str(root) + os.sep):
+        return None
+    return joined

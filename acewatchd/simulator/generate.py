@@ -1,7 +1,10 @@
 """SIMULATOR /generation_wrapper: synthesised tones, ACE-Step's output layout and 38 returns.
 
-Files go to ``<root>/gradio_outputs/batch_<unix-seconds>/<key>.<mp3|flac>`` with ``<key>.json``
-beside (CONTRACT §8). The pitch depends on caption, seed and the loaded LoRA (fingerprint and
+Files go to ``<root>/gradio_outputs/batch_<unix-seconds>/<key>.<format>`` with ``<key>.json``
+beside (CONTRACT §8). Parameters are read by meaning (``spec.canonical``), whatever param_N the
+impersonated version numbers them; duration and batch size are bounded by the GPU tier in the
+served components, as ACE-Step does (Gradio refuses "Value 2 is greater than maximum value
+1"). The pitch depends on caption, seed and the loaded LoRA (fingerprint and
 scale), so tests can tell outputs apart; the JSON records it under ``simulator``.
 """
 
@@ -22,13 +25,18 @@ from acewatchd.util.files import atomic_write_text
 
 SLOTS = 8
 GEN_SECONDS = 0.5  # simulated seconds per sample at speed 1
-FFMPEG_CODEC = {"mp3": ["-c:a", "libmp3lame", "-b:a", "64k"], "flac": ["-c:a", "flac"]}
+# Every format any version offers (f30aee4: mp3, flac; c4cdd99: + wav, wav32; 6d467e4: + opus,
+# aac); the served Dropdown only lets through the version's own.
+FFMPEG_CODEC = {"mp3": ["-c:a", "libmp3lame", "-b:a", "64k"], "flac": ["-c:a", "flac"],
+                "wav": ["-c:a", "pcm_s16le"], "wav32": ["-c:a", "pcm_f32le"],
+                "opus": ["-c:a", "libopus", "-b:a", "64k"], "aac": ["-c:a", "aac", "-b:a", "64k"]}
+EXTENSION = {"wav32": "wav"}  # ACE-Step's audio_utils: ".wav" for wav32, else ".<format>"
 
 
 def _seeds(v: dict[str, Any], n: int) -> list[int]:
     given: list[int] = []
-    if not v.get("param_8"):
-        for part in str(v.get("param_9") or "").split(","):
+    if not v.get("random_seed"):
+        for part in str(v.get("seed") or "").split(","):
             try:
                 given.append(int(part.strip()))
             except ValueError:
@@ -45,7 +53,7 @@ def pitch(caption: str, seed: int, lora_fp: str, scale: float) -> float:
 
 def synth(path: Path, *, seconds: float, freq: float, fmt: str) -> None:
     ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
-    tmp = path.with_name(f".{path.stem}.part.{fmt}")
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
            f"sine=frequency={freq}:sample_rate=48000:duration={seconds}", "-ac", "2",
            *FFMPEG_CODEC[fmt], "-metadata", "comment=acewatchd ACE-Step SIMULATOR tone",
@@ -56,31 +64,32 @@ def synth(path: Path, *, seconds: float, freq: float, fmt: str) -> None:
 
 def _metadata(v: dict[str, Any], seed: int, duration: float, freq: float,
               ctx: SimContext) -> dict[str, Any]:
-    return {"task_type": v.get("param_19"), "instruction": v.get("param_17"),
-            "caption": v.get("param_0"), "lyrics": v.get("param_1"),
-            "vocal_language": v.get("param_5"), "bpm": v.get("param_2"),
-            "keyscale": v.get("param_3"), "timesignature": v.get("param_4"),
-            "duration": duration, "inference_steps": v.get("param_6"),
-            "guidance_scale": v.get("param_7"), "shift": v.get("param_23"),
-            "infer_method": v.get("param_24"), "thinking": v.get("param_28"),
+    return {"task_type": v.get("task_type") or "text2music", "instruction": v.get("instruction"),
+            "caption": v.get("caption"), "lyrics": v.get("lyrics"),
+            "vocal_language": v.get("language"), "bpm": v.get("bpm"),
+            "keyscale": v.get("keyscale"), "timesignature": v.get("timesignature"),
+            "duration": duration, "inference_steps": v.get("steps"),
+            "guidance_scale": v.get("guidance"), "shift": v.get("shift"),
+            "infer_method": v.get("infer_method"), "thinking": v.get("think"),
             "seed": seed, "audio_codes": "",
             "simulator": {"note": "acewatchd ACE-Step SIMULATOR output (synthesised tone)",
+                          "impersonates": ctx.version.commit, "tier": ctx.tier,
                           "freq_hz": freq, "lora_path": ctx.lora.path if ctx.lora.use else None,
                           "lora_scale": ctx.lora.scale}}
 
 
 def _one(ctx: SimContext, v: dict[str, Any], seed: int, fmt: str) -> tuple[Path, Path]:
-    duration = float(v.get("param_11") or -1)
+    duration = float(v.get("duration") or -1)
     duration = 10.0 if duration <= 0 else min(max(duration, 10.0), 600.0)
     with ctx.lock:
         fp, scale = (ctx.lora.fingerprint, ctx.lora.scale) if ctx.lora.use else ("", 0.0)
-    freq = pitch(str(v.get("param_0") or ""), seed, fp, scale)
+    freq = pitch(str(v.get("caption") or ""), seed, fp, scale)
     meta = _metadata(v, seed, duration, freq, ctx)
     key = str(uuid.UUID(hashlib.sha256(json.dumps(meta, sort_keys=True, default=str)
                                        .encode()).hexdigest()[:32]))
     folder = ctx.root / "gradio_outputs" / f"batch_{int(time.time())}"
     folder.mkdir(parents=True, exist_ok=True)
-    audio = folder / f"{key}.{fmt}"
+    audio = folder / f"{key}.{EXTENSION.get(fmt, fmt)}"
     synth(audio, seconds=duration, freq=freq, fmt=fmt)
     side = folder / f"{key}.json"
     atomic_write_text(side, json.dumps(meta, indent=2, ensure_ascii=False))
@@ -88,8 +97,8 @@ def _one(ctx: SimContext, v: dict[str, Any], seed: int, fmt: str) -> tuple[Path,
 
 
 def generation_wrapper(ctx: SimContext, v: dict[str, Any], _state: Any) -> tuple[Any, ...]:
-    fmt = str(v.get("param_26") or "mp3")
-    n = int(v.get("param_12") or 1)
+    fmt = str(v.get("format") or "mp3")
+    n = int(v.get("batch") or 1)
     if fmt not in FFMPEG_CODEC:
         return _answer([], [], f"❌ Error: unsupported audio format {fmt}", "")
     if not 1 <= n <= SLOTS:

@@ -1,7 +1,10 @@
 """Start/stop the ACE-Step SIMULATOR as a real subprocess, for tests and the demo.
 
-    with running_simulator(tmp_path / "acestep", faults=["slow=2"]) as sim:
+    with running_simulator(tmp_path / "acestep", faults=["slow=2"], version="c4cdd99") as sim:
         client = AceStepClient(sim.url)
+
+``version`` is the ACE-Step commit to impersonate (default the newest known), ``tier`` the GPU
+tier ("large" or "small"), ``layout`` the trainer layout ("nested" or "flat").
 
 The server runs ``python -m acewatchd simulate`` in its own process group (so killing it takes
 its children too), logs to ``<root>/.simulator/server.log``, and is always killed on exit.
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from acewatchd.simulator.context import DEFAULT_VERSION
 from acewatchd.simulator.faults import CallCounter, read_control, state_dir, write_control
 
 START_TIMEOUT = 90.0  # gradio import + first request on a busy 2-core CI box
@@ -36,12 +40,15 @@ class SimHandle:
     """A simulator subprocess on a fixed port that can be stopped and started again."""
 
     def __init__(self, root: Path, port: int, speed: float, host: str = "127.0.0.1",
-                 layout: str = "s") -> None:
+                 layout: str = "nested", version: str = DEFAULT_VERSION,
+                 tier: str = "large") -> None:
         self.root = Path(root)
         self.port = port
         self.host = host
         self.speed = speed
         self.layout = layout
+        self.version = version
+        self.tier = tier
         self.url = f"http://{host}:{port}/"
         self.proc: subprocess.Popen[bytes] | None = None
         self._refusing = False
@@ -57,7 +64,7 @@ class SimHandle:
         state_dir(self.root).mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "acewatchd", "simulate", "--root", str(self.root),
                "--port", str(self.port), "--host", self.host, "--speed", str(self.speed),
-               "--layout", self.layout]
+               "--layout", self.layout, "--version", self.version, "--tier", self.tier]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True,
@@ -130,12 +137,15 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 @contextmanager
 def running_simulator(root: Path, *, port: int | None = None, faults: list[str] | None = None,
-                      speed: float = 50.0, layout: str = "s") -> Iterator[SimHandle]:
+                      speed: float = 50.0, layout: str = "nested",
+                      version: str = DEFAULT_VERSION,
+                      tier: str = "large") -> Iterator[SimHandle]:
     """A running simulator for ``root``; always killed on exit."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     write_control(root, list(faults or []))
-    handle = SimHandle(root, port or free_port(), speed, layout=layout)
+    handle = SimHandle(root, port or free_port(), speed, layout=layout, version=version,
+                       tier=tier)
     handle._refusing = "refuse" in (faults or [])
     try:
         handle.start()

@@ -42,9 +42,10 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
 
 @pytest.fixture(scope="module")
 def sim_v2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
-    """The simulator writing the v2 trainer layout (epoch_N_loss_X, flat final/)."""
+    """The simulator (6d467e4: checkpoints epoch_N_loss_X) writing the flat trainer layout
+    (adapters saved straight into the checkpoint folders and final/)."""
     root = tmp_path_factory.mktemp("acestep-v2")
-    with running_simulator(root, speed=20.0, layout="v2") as handle:
+    with running_simulator(root, speed=20.0, layout="flat") as handle:
         yield handle
 
 
