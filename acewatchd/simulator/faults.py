@@ -11,8 +11,8 @@ re-reads on every call; ``SimHandle.set_faults()`` writes that file.
 | ``hang=ENDPOINT`` | calls of ENDPOINT block until the fault is removed. |
 | ``drop`` / ``drop=EPOCH`` | training: the server process dies abruptly (stream lost) once it reaches EPOCH (default: the first saved checkpoint). One-shot: removed from faults.json first. |
 | ``slow=FACTOR`` | every handler and the training loop run FACTOR times slower. |
-| ``mojibake`` | training texts carry U+FFFD instead of emoji, as in ACE-Step f30aee4's training_handlers.py. |
-| ``drop-param=NAME@ENDPOINT`` | start-up only: ENDPOINT is served without parameter NAME. |
+| ``mojibake`` | every emoji of every training text (status and log) becomes U+FFFD, at any impersonated version (f30aee4's own handler texts already lost most of theirs). |
+| ``drop-param=NAME@ENDPOINT`` | start-up only: ENDPOINT is served without parameter NAME. NAME (here and below) as the impersonated version serves it, e.g. ``resume_checkpoint_dir`` at 6d467e4, ``rc`` before. |
 | ``rename-param=OLD=NEW@ENDPOINT`` | start-up only: parameter OLD of ENDPOINT is named NEW. |
 | ``add-param=NAME@ENDPOINT`` | start-up only: ENDPOINT gets an extra REQUIRED parameter NAME. |
 """

@@ -61,8 +61,13 @@ def moji(text: str) -> str:
 
 @dataclass(frozen=True)
 class Words:
-    """The marks the UI training handlers of one version put before their texts."""
+    """What one version's training UI handlers and trainer say and do differently: the marks
+    the handlers put before their texts, and a few behaviours."""
 
+    paths: str      # "given" (used as given), "joined" (c4cdd99's _safe_join), "safe"
+    lineplot: bool  # the loss plot is a DataFrame for a LinePlot (else matplotlib, gr.Plot)
+    epoch_summary: bool  # the trainer says "✅ Epoch e/E in Ns, Loss: x" after each epoch
+    checkpointing_line: bool  # the trainer says "🧠 Gradient checkpointing enabled …"
     err: str        # ❌
     start: str      # 🚀 Starting training from …
     clock: str      # ⏱️ Elapsed
@@ -79,15 +84,18 @@ class Words:
 
 FFFD = "\ufffd"
 WORDS = {
-    "f30aee4": Words(err=FFFD, start=FFFD, clock="⏱️", stop="⏹️", done=FFFD, loaded=FFFD,
+    "f30aee4": Words(paths="given", lineplot=True, epoch_summary=True, checkpointing_line=False,
+                     err=FFFD, start=FFFD, clock="⏱️", stop="⏹️", done=FFFD, loaded=FFFD,
                      count=FFFD, tag=FFFD * 3 + "\ufe0f", info=FFFD + "\ufe0f",
                      failed=(moji("❌"), "❌"),
                      no_training=FFFD + "\ufe0f No training in progress"),
-    "c4cdd99": Words(err=moji("❌"), start=moji("🚀"), clock=moji("⏱️"), stop=moji("⏹️"),
+    "c4cdd99": Words(paths="joined", lineplot=False, epoch_summary=True, checkpointing_line=True,
+                     err=moji("❌"), start=moji("🚀"), clock=moji("⏱️"), stop=moji("⏹️"),
                      done=moji("✅"), loaded=moji("📂"), count=moji("🔢"), tag=moji("🏷️"),
                      info=moji("ℹ️"), failed=(moji(moji("❌")), moji("❌")),
                      no_training="ℹ No training in progress"),
-    "6d467e4": Words(err="❌", start="🚀", clock="⏱️", stop="ℹ️", done="✅", loaded="📂",
+    "6d467e4": Words(paths="safe", lineplot=False, epoch_summary=False, checkpointing_line=True,
+                     err="❌", start="🚀", clock="⏱️", stop="ℹ️", done="✅", loaded="📂",
                      count="🔢", tag="🏷️", info="ℹ️", failed=("❌",),
                      no_training="ℹ No training in progress"),
 }
@@ -135,7 +143,7 @@ def _tensor_dir(ctx: SimContext, raw: Any) -> tuple[Path, str]:
     text = str(raw or "")
     if not text.strip():
         raise Refused(f"{w.err} Please enter a tensor directory path")
-    if ctx.version.commit != "6d467e4":
+    if w.paths != "safe":
         shown = text.strip()
         return _resolve(ctx, shown), shown
     try:
@@ -212,7 +220,7 @@ class _Run:
     def plot(self, *, final: bool = False) -> Any:
         """f30aee4: a DataFrame for its LinePlot, with a spurious (0, 0.0) point until the
         first loss; later versions: a matplotlib figure for gr.Plot."""
-        if self.ctx.version.commit == "f30aee4":
+        if self.w.lineplot:
             import pandas as pd
 
             rows = self.points or [(0, 0.0)]
@@ -222,7 +230,7 @@ class _Run:
         return self._plot.get(self.points, final=final)
 
     def empty_plot(self) -> Any:
-        if self.ctx.version.commit == "f30aee4":
+        if self.w.lineplot:
             import pandas as pd
 
             return pd.DataFrame({"step": [], "loss": []})
@@ -306,7 +314,7 @@ def torch_format(obj: dict[str, Any]) -> bytes:
 def _output_dir(ctx: SimContext, raw: Any) -> tuple[Path, str]:
     """(folder, as the trainer prints it); 6d467e4's trainer refuses one outside the root."""
     text = str(raw or "")
-    if ctx.version.commit == "6d467e4":
+    if words(ctx).paths == "safe":
         folder = safe_path(ctx.root, text)  # UnsafePath: the handler's "Error: …"
         return folder, str(folder)
     return _resolve(ctx, text), text
@@ -319,9 +327,9 @@ def _resume_from(ctx: SimContext, raw: Any) -> tuple[Path, str] | None:
     text = str(raw or "").strip()
     if not text:
         return None
-    if ctx.version.commit == "f30aee4":
+    if words(ctx).paths == "given":
         return _resolve(ctx, text), text
-    if ctx.version.commit == "c4cdd99":
+    if words(ctx).paths == "joined":
         joined = safe_join(ctx.root, text)
         return (joined, str(joined)) if joined is not None and joined.exists() else None
     try:
@@ -341,7 +349,7 @@ def training_wrapper(ctx: SimContext, v: dict[str, Any], state: Any) -> Iterator
     except Refused as exc:
         yield run.text(str(exc)), "", None, state
         return
-    if not (tdir.is_dir() if ctx.version.commit == "6d467e4" else tdir.exists()):
+    if not (tdir.is_dir() if w.paths == "safe" else tdir.exists()):
         yield run.text(f"{w.err} Tensor directory not found: {shown}"), "", None, state
         return
     state["is_training"], state["should_stop"] = True, False
@@ -394,13 +402,13 @@ def _stream(run: _Run, trainer: Iterator[Item]) -> Iterator[Any]:
 def _trainer(run: _Run, tdir: Path, od: tuple[Path, str],
              resume: tuple[Path, str] | None) -> Iterator[Item]:
     """LoRATrainer.train_from_preprocessed (Fabric path): the same words in every version."""
-    ctx, v = run.ctx, run.v
+    v = run.v
     files = tensor_files(tdir)
     if not files:
         yield 0, 0.0, "❌ No valid samples found in tensor directory"
         return
     yield 0, 0.0, f"📂 Loaded {len(files)} preprocessed samples"
-    if ctx.version.commit == "6d467e4":
+    if run.w.checkpointing_line:
         yield 0, 0.0, "🧠 Gradient checkpointing enabled for decoder"
     for key in ("ep", "bs", "ga", "se", "r"):
         if isinstance(v[key], float):  # ACE-Step feeds these to range()/DataLoader as ints
@@ -458,7 +466,7 @@ def _epochs(run: _Run, od: tuple[Path, str], samples: int, start: int,
             step += 1
         loss = run.loss(step)
         yield step, loss, f"Epoch {epoch}/{ep}, Step {step}, Loss: {loss:.4f}"
-        if ctx.version.commit != "6d467e4":
+        if run.w.epoch_summary:
             yield step, loss, (f"✅ Epoch {epoch}/{ep} in {time.monotonic() - t0:.1f}s, "
                                f"Loss: {loss:.4f}")
         if epoch % int(v["se"]) == 0:
@@ -491,38 +499,23 @@ def stop_training(ctx: SimContext, _v: dict[str, Any], state: Any) -> tuple[str,
 
 
 def export_lora(ctx: SimContext, v: dict[str, Any], _state: Any) -> str:
+    """f30aee4 answers with U+FFFD and uses the paths as given; the newer handlers answer
+    with emoji (their i18n texts) and refuse paths outside the root (c4cdd99: any absolute
+    one)."""
     export_raw, od_raw = str(v.get("export_path") or ""), str(v.get("lora_output_dir") or "")
-    s = ctx.version.commit == "f30aee4"
+    paths = words(ctx).paths
+    ok, bad = (FFFD, FFFD) if paths == "given" else ("✅", "❌")
     if not export_raw.strip():
-        return f"{FFFD} Please enter an export path" if s else "❌ Please enter an export path"
-    if s:
-        src_root: Path | None = _resolve(ctx, od_raw)
-    elif ctx.version.commit == "c4cdd99":
-        src_root = safe_join(ctx.root, od_raw)
-    else:
-        try:
-            src_root = safe_path(ctx.root, od_raw)
-        except UnsafePath:
-            src_root = None
+        return f"{bad} Please enter an export path"
+    src_root = _export_path(ctx, paths, od_raw)
     if src_root is None:
         return "❌ Invalid LoRA output directory"
     source = _export_source(src_root)
-    if source is None or isinstance(source, str):
-        mark = FFFD if s else "❌"
-        return f"{mark} No checkpoints found" if source == "none" else \
-            f"{mark} No trained model found in {od_raw}"
-    if s:
-        dest: Path | None = _resolve(ctx, export_raw.strip())
-        shown = export_raw.strip()
-    elif ctx.version.commit == "c4cdd99":
-        dest = safe_join(ctx.root, export_raw)
-        shown = str(dest)
-    else:
-        try:
-            dest = safe_path(ctx.root, export_raw.strip())
-        except UnsafePath:
-            dest = None
-        shown = str(dest)
+    if source == "none":
+        return f"{bad} No checkpoints found"
+    if not isinstance(source, Path):
+        return f"{bad} No trained model found in {od_raw}"
+    dest = _export_path(ctx, paths, export_raw.strip())
     if dest is None:
         return "❌ Invalid export path"
     try:
@@ -531,8 +524,19 @@ def export_lora(ctx: SimContext, v: dict[str, Any], _state: Any) -> str:
             shutil.rmtree(dest)
         shutil.copytree(source, dest)
     except OSError as exc:
-        return f"{FFFD} Export failed: {exc}" if s else f"❌ Export failed: {exc}"
-    return f"{FFFD} LoRA exported to {shown}" if s else f"✅ LoRA exported to {shown}"
+        return f"{bad} Export failed: {exc}"
+    return f"{ok} LoRA exported to {export_raw.strip() if paths == 'given' else dest}"
+
+
+def _export_path(ctx: SimContext, paths: str, raw: str) -> Path | None:
+    if paths == "given":
+        return _resolve(ctx, raw)
+    if paths == "joined":
+        return safe_join(ctx.root, raw)
+    try:
+        return safe_path(ctx.root, raw)
+    except UnsafePath:
+        return None
 
 
 def _export_source(src_root: Path) -> Path | str | None:
