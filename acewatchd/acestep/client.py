@@ -1,9 +1,11 @@
-"""Client for ACE-Step's Gradio API that survives version drift.
+"""Client for ACE-Step's Gradio API that follows the version it talks to.
 
-Reads ``view_api()`` once per connection and builds every call by parameter name: a missing
-parameter acewatchd needs, or a new required one it does not know, is refused with
-``ContractMismatch`` naming the endpoint and parameter. ACE-Step keeps dataset and training
-state per Gradio session, so one client instance = one session = one job sequence.
+Reads ``view_api()`` once per connection and matches it to the known versions (apicheck):
+every call is built by acewatchd's keys and placed where this server has them; a server
+acewatchd cannot drive is refused with every mismatch listed, a too-old one with
+``UnsupportedVersion``. ``api_match`` says which version answered; ``limits`` holds the
+generation bounds this server allows (they depend on its GPU). ACE-Step keeps dataset and
+training state per Gradio session, so one client instance = one session = one job sequence.
 
 Connection refused / timeouts are retried with backoff, then ``ServerUnavailable``. The same
 instance keeps working once the server is back, but a restarted server has lost the session's
@@ -36,16 +38,18 @@ from gradio_client.exceptions import (
     ValidationError,
 )
 
-from acewatchd.acestep.apicheck import check_api, resolve_args
+from acewatchd.acestep.apicheck import ApiMatch, check_api, resolve_args
 from acewatchd.acestep.errors import ContractMismatch, JobFailed, ServerUnavailable
 from acewatchd.acestep.generation import (
     GenerationRequest,
     GenerationResult,
+    Limits,
     collect_result,
     request_params,
 )
-from acewatchd.acestep.progress import TrainingProgress
+from acewatchd.acestep.progress import TrainingProgress, is_failure
 from acewatchd.acestep.training_stream import TrainingOutcome, follow_training
+from acewatchd.acestep.versions import VERSIONS
 
 __all__ = ["AceStepClient", "GenerationRequest", "GenerationResult", "TrainingOutcome",
            "TrainingProgress"]
@@ -61,11 +65,24 @@ _NETWORK = (httpx.TransportError, ConnectionError, TimeoutError, OSError,
 
 
 def failed_status(text: str) -> bool:
-    """ACE-Step's own failure rule for a status string (CONTRACT §2)."""
-    low = (text or "").lower()
-    first = (text or "").lstrip().lstrip("\ufffd ")
-    return (text or "").lstrip().startswith("❌") or first.startswith("❌") or \
-        "error:" in low or "training failed" in low
+    """ACE-Step's failure rule for a status string, as every known version words it."""
+    return is_failure((text or "").strip())
+
+
+def read_limits(config: dict[str, Any]) -> Limits:
+    """The "Audio Duration" and "Batch Size" maxima of /generation_wrapper from the app
+    config (view_api does not report a Number's bounds)."""
+    comps = {c.get("id"): c for c in config.get("components") or []}
+    for dep in config.get("dependencies") or []:
+        if dep.get("api_name") != "generation_wrapper":
+            continue
+        props = {str((comps.get(i) or {}).get("props", {}).get("label")):
+                 (comps.get(i) or {}).get("props", {}) for i in dep.get("inputs") or []}
+        duration = props.get("Audio Duration (seconds)", {}).get("maximum")
+        batch = props.get("Batch Size", {}).get("maximum")
+        return Limits(float(duration) if duration is not None else None,
+                      int(batch) if batch is not None else None)
+    return Limits()
 
 
 class AceStepClient:
@@ -83,7 +100,8 @@ class AceStepClient:
         # Gap allowed between two training stream items (model loading can take minutes).
         self.train_idle_timeout = max(train_idle_timeout, timeout)
         self._client: Client | None = None
-        self._api: dict[str, dict[str, Any]] = {}
+        self._match: ApiMatch | None = None
+        self.limits = Limits()
 
     # -- connection ---------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -101,11 +119,22 @@ class AceStepClient:
         self._client = client = self._retrying("connect", self._open)
         try:
             info = client.view_api(return_format="dict", print_info=False)
-            self._api = check_api(info if isinstance(info, dict) else {})
+            self._match = match = check_api(info if isinstance(info, dict) else {})
         except ContractMismatch:
             self.close()
             raise
-        logger.info("connected to ACE-Step at %s (session %s)", self.url, client.session_hash)
+        self.limits = read_limits(getattr(client, "config", None) or {})
+        for warning in match.warnings:
+            logger.warning("%s: %s", self.url, warning)
+        logger.info("connected to %s at %s (session %s)", match.summary, self.url,
+                    client.session_hash)
+
+    @property
+    def api_match(self) -> ApiMatch:
+        """Which ACE-Step version's API this server serves (after ``connect()``)."""
+        if self._match is None:
+            raise ServerUnavailable(f"not connected to ACE-Step at {self.url} (call connect())")
+        return self._match
 
     def _open(self) -> Client:
         kwargs: dict[str, Any] = {"verbose": False, "analytics_enabled": False,
@@ -159,7 +188,7 @@ class AceStepClient:
 
     def submit(self, api_name: str, **named: Any) -> Any:
         """Start a job on ``api_name`` with parameters given by name (server defaults else)."""
-        args = resolve_args(self._api, api_name, named)
+        args = resolve_args(self.api_match, api_name, named)
         return self._require().submit(*args, api_name=api_name)
 
     def call(self, api_name: str, **named: Any) -> Any:
@@ -185,7 +214,20 @@ class AceStepClient:
 
     # -- LoRA ---------------------------------------------------------------------------
     def load_lora(self, path: str) -> str:
-        return self._status_call("/load_lora", lora_path=path)
+        """Load one adapter. Newer versions add a *named* adapter (named after the folder),
+        so anything loaded before is unloaded first; "name already in use" is then a bug."""
+        if self.api_match.contract is None or VERSIONS[self.api_match.contract].named_adapters:
+            try:
+                self.unload_lora()
+            except JobFailed as exc:  # nothing was loaded: that is the state we want
+                logger.debug("unload before load: %s", exc)
+        try:
+            return self._status_call("/load_lora", lora_path=path)
+        except JobFailed as exc:
+            if "already in use" in str(exc):
+                raise JobFailed(f"{exc} (acewatchd bug: it unloads before loading; report it)",
+                                endpoint="/load_lora") from exc
+            raise
 
     def unload_lora(self) -> str:
         return self._status_call("/unload_lora")
@@ -203,9 +245,12 @@ class AceStepClient:
     def train(self, *, tensor_dir: str, output_dir: str, resume_from: str = "", rank: int,
               alpha: int, dropout: float, learning_rate: float, epochs: int, batch_size: int,
               grad_accum: int, save_every: int, shift: float, seed: int,
-              on_progress: Callable[[TrainingProgress], None] | None = None) -> TrainingOutcome:
+              on_progress: Callable[[TrainingProgress], None] | None = None,
+              on_notice: Callable[[str], None] | None = None) -> TrainingOutcome:
         """Run /training_wrapper, streaming progress. Ints are sent as Python ints (ACE-Step
-        feeds some to range()). Raises ServerUnavailable if the stream is lost."""
+        feeds some to range()). ``on_notice`` hears status lines that need action (a resume
+        ACE-Step ignored). Raises ServerUnavailable if the stream is lost, JobFailed if
+        ACE-Step refused to train (its text)."""
         named = {"tensor_dir": tensor_dir, "r": int(rank), "a": int(alpha), "d": float(dropout),
                  "lr": float(learning_rate), "ep": int(epochs), "bs": int(batch_size),
                  "ga": int(grad_accum), "se": int(save_every), "sh": float(shift),
@@ -213,13 +258,17 @@ class AceStepClient:
         try:
             job = self._retrying("/training_wrapper", lambda: self.submit(
                 "/training_wrapper", **named))
-            return follow_training(job, idle_timeout=self.train_idle_timeout,
-                                   on_progress=on_progress)
+            outcome = follow_training(job, idle_timeout=self.train_idle_timeout,
+                                      on_progress=on_progress, on_notice=on_notice)
         except (AppError, ValidationError) as exc:
             raise JobFailed(f"ACE-Step /training_wrapper failed: {exc}",
                             endpoint="/training_wrapper") from exc
         except _NETWORK as exc:
             raise ServerUnavailable(f"lost the training stream from {self.url}: {exc}") from exc
+        if outcome.status == "failed" and outcome.last is None:  # refused before any epoch
+            raise JobFailed(f"ACE-Step /training_wrapper: {outcome.text.strip()[:500]}",
+                            endpoint="/training_wrapper")
+        return outcome
 
     def stop_training(self) -> str:
         """Ask the server to stop the training this session started."""

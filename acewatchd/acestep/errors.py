@@ -25,10 +25,20 @@ class ContractMismatch(AceStepError):
 
     exit_code = 5
 
-    def __init__(self, message: str, *, endpoint: str = "", param: str = "") -> None:
+    def __init__(self, message: str, *, endpoint: str = "", param: str = "",
+                 problems: list[str] | None = None) -> None:
         self.endpoint = endpoint
         self.param = param
+        self.problems = problems or [message]  # every mismatch found, each with its endpoint
         super().__init__(message)
+
+
+class UnsupportedVersion(ContractMismatch):
+    """The server is a known ACE-Step version acewatchd cannot drive (too old)."""
+
+    def __init__(self, message: str, *, endpoint: str = "", version: str = "") -> None:
+        self.version = version
+        super().__init__(message, endpoint=endpoint)
 
 
 class JobFailed(AceStepError):

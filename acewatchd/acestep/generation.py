@@ -1,8 +1,9 @@
-"""/generation_wrapper: request mapping and result collection (CONTRACT §1a, §8).
+"""/generation_wrapper: request mapping and result collection (CONTRACT §1a, §8, §9a).
 
-The 45 inputs are positional ``param_N`` names in ACE-Step f30aee4; apicheck verifies their
-labels so a shifted index is refused. Returns 38 values: 0-7 audio paths, 8 all files (audio
-and ``.json``), 10 status, 11 seed string.
+The inputs are positional ``param_N`` whose numbers differ between versions (45 at S, 50 at
+V1, 72 at V2); the request is given by acewatchd's keys (contract.generation_keys) and
+apicheck places each one by its label. Returns 38 values in every known version: 0-7 audio
+paths, 8 all files (audio and ``.json``), 10 status, 11 seed string.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ logger = logging.getLogger(__name__)
 
 AUDIO_SLOTS = 8
 FILES_SLOT, STATUS_SLOT, SEED_SLOT = 8, 10, 11
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Generation bounds the server allows (ACE-Step derives them from its GPU)."""
+
+    max_duration: float | None = None
+    max_batch: int | None = None
 
 
 @dataclass
@@ -45,15 +54,18 @@ class GenerationResult:
 
 
 def request_params(req: GenerationRequest) -> dict[str, Any]:
-    """Named parameters for /generation_wrapper; required inputs we do not use get None/""."""
+    """The request by acewatchd's keys; inputs acewatchd does not use but some version
+    requires get their neutral value (no reference/source audio, no LM codes, no track)."""
     return {
-        "param_0": req.caption, "param_1": req.lyrics or "[Instrumental]",
-        "param_2": int(req.bpm) if req.bpm else None, "param_3": req.keyscale,
-        "param_4": req.time_signature, "param_5": req.language,
-        "param_6": int(req.steps), "param_7": float(req.guidance),
-        "param_8": not req.seeds, "param_9": ",".join(str(int(s)) for s in req.seeds) or "-1",
-        "param_10": None, "param_11": float(req.duration), "param_12": int(req.batch_size),
-        "param_13": None, "param_14": "", "param_26": req.audio_format, "param_43": None,
+        "caption": req.caption, "lyrics": req.lyrics or "[Instrumental]",
+        "bpm": int(req.bpm) if req.bpm else None, "keyscale": req.keyscale,
+        "time_signature": req.time_signature, "language": req.language,
+        "steps": int(req.steps), "guidance": float(req.guidance),
+        "random_seed": not req.seeds, "seed": ",".join(str(int(s)) for s in req.seeds) or "-1",
+        "reference_audio": None, "duration": float(req.duration),
+        "batch_size": int(req.batch_size), "source_audio": None, "lm_codes": "",
+        "audio_format": req.audio_format, "track_name": None,
+        "source_caption": "", "source_lyrics": "",
     }
 
 

@@ -20,6 +20,7 @@ from acewatchd.acestep.progress import (
     is_failure,
     is_stopped,
     parse_progress,
+    resume_ignored,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,12 @@ def _item_texts(item: Any) -> tuple[str, str, Any]:
 
 
 class _Follower:
-    def __init__(self, on_progress: Callable[[TrainingProgress], None] | None) -> None:
+    def __init__(self, on_progress: Callable[[TrainingProgress], None] | None,
+                 on_notice: Callable[[str], None] | None = None) -> None:
         self.on_progress = on_progress
+        self.on_notice = on_notice
+        self.noticed: set[str] = set()
+        self.refusal = ""  # a failing status line seen before any progress
         self.last: TrainingProgress | None = None
         self.text = ""
         self.points: dict[int, float] = {}
@@ -65,19 +70,33 @@ class _Follower:
     def feed(self, item: Any) -> None:
         progress_text, _log, plot = _item_texts(item)
         self.text = progress_text
+        first = progress_text.strip().splitlines()[0] if progress_text.strip() else ""
+        if self.last is None and not self.refusal and is_failure(first):
+            # V1/V2 fall through to "Training completed!" after refusing to train.
+            self.refusal = first
+        if resume_ignored(first) and first not in self.noticed:
+            self.noticed.add(first)
+            if self.on_notice is not None:
+                self.on_notice(first)
         prog = parse_progress(progress_text)
         if prog is not None:
+            # The status stays on screen while other lines (checkpoint saved, elapsed time)
+            # come: report a point once, not once per item that repeats it.
+            same = self.last is not None and self.last.epoch == prog.epoch and \
+                prog.step in (None, self.last.step)  # S/V1's "✅ Epoch e/E in …" summary too
             self.last = prog
             if prog.step is not None and prog.loss is not None and prog.loss == prog.loss:
                 self.points.setdefault(prog.step, prog.loss)
-            if self.on_progress is not None:
+            if self.on_progress is not None and not same:
                 self.on_progress(prog)
         from_plot = _plot_points(plot)
-        if from_plot:
-            self.points.update(dict(from_plot))
+        if from_plot:  # S's plot starts with a spurious (0, 0.0) point (CONTRACT §9b)
+            self.points.update({step: loss for step, loss in from_plot if step > 0})
 
     def outcome(self) -> TrainingOutcome | None:
         status: Literal["completed", "stopped", "failed"]
+        if self.refusal and self.last is None:
+            return TrainingOutcome("failed", None, self.refusal, [])
         if is_failure(self.text):
             status = "failed"
         elif is_completed(self.text):
@@ -90,10 +109,10 @@ class _Follower:
 
 
 def follow_training(job: Any, *, idle_timeout: float,
-                    on_progress: Callable[[TrainingProgress], None] | None = None
-                    ) -> TrainingOutcome:
+                    on_progress: Callable[[TrainingProgress], None] | None = None,
+                    on_notice: Callable[[str], None] | None = None) -> TrainingOutcome:
     """Consume a gradio_client Job's outputs until it finishes; see module doc."""
-    follower = _Follower(on_progress)
+    follower = _Follower(on_progress, on_notice)
     seen = 0
     quiet_since = time.monotonic()
     while True:

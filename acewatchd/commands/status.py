@@ -23,6 +23,7 @@ from acewatchd.ingest.stubs import KINDS, stub_path, stub_state
 from acewatchd.ledger import report as q
 from acewatchd.ledger.db import open_readonly
 from acewatchd.ledger.events import (
+    KV_ACESTEP,
     KV_CONFIG_ERROR,
     KV_CONFIG_LOADED,
     KV_SCHEDULE_NEXT,
@@ -58,6 +59,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         "config": {"path": str(path), "valid": not config_problem, "error": config_problem},
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
         "datasets": {}, "recent_errors": [], "runs": [], "last": {}, "schedule_next": {},
+        "acestep": {},
     }
     conn = open_readonly(state_dir)
     if conn is None:
@@ -67,6 +69,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         report["config"]["daemon_error"] = kv.get(KV_CONFIG_ERROR, "")
         report["config"]["daemon_loaded"] = kv.get(KV_CONFIG_LOADED, "")
         report["schedule_next"] = _json_or_empty(kv.get(KV_SCHEDULE_NEXT))
+        report["acestep"] = _json_or_empty(kv.get(KV_ACESTEP))
         report["datasets"] = _datasets(conn, cfg)
         report["recent_errors"] = _events(conn)
         report["runs"] = _running(conn)
@@ -152,6 +155,12 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"         daemon kept its last good config: {cfg['daemon_error']}")
     lines.append("daemon   " + (f"running (pid {daemon['pid']})" if daemon["running"]
                                  else "not running"))
+    ace = report.get("acestep") or {}
+    if ace:
+        checkout = f"; checkout {ace['checkout']}" if ace.get("checkout") else ""
+        lines.append(f"acestep  {ace.get('summary')} at {ace.get('url')}{checkout} (last seen "
+                     f"{_iso(ace.get('seen'))})")
+        lines += [f"         warning: {w}" for w in ace.get("warnings") or []]
     for name, ds in sorted(report["datasets"].items()):
         files, stubs = ds["files"], ds["stubs"]
         counts = ", ".join(f"{files[s]} {s}" for s in sorted(files))

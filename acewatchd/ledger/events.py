@@ -30,6 +30,8 @@ KV_CONFIG_LOADED = "config.loaded"
 KV_SCHEDULE_NEXT = "schedule.next"
 # nightly/train/params -> itself when a run resumes: + "<dataset>.<run>" (train_params_key).
 KV_TRAIN_PARAMS_PREFIX = "train.params."
+# nightly/run (on connecting) -> status, doctor: which ACE-Step answered, as JSON.
+KV_ACESTEP = "acestep.version"
 
 
 def train_params_key(dataset: str, run_name: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from acewatchd.acestep.apicheck import ApiMatch
 from acewatchd.acestep.errors import ServerUnavailable
 from acewatchd.acestep.progress import TrainingProgress
 from acewatchd.acestep.training_stream import TrainingOutcome
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 class TrainingClient(Protocol):
     """The part of AceStepClient a training session uses (one Gradio session)."""
 
+    @property
+    def api_match(self) -> ApiMatch: ...
     def connect(self) -> None: ...
     def close(self) -> None: ...
     def load_training_dataset(self, tensor_dir: str) -> str: ...
@@ -36,8 +39,8 @@ class TrainingClient(Protocol):
     def train(self, *, tensor_dir: str, output_dir: str, resume_from: str = "", rank: int,
               alpha: int, dropout: float, learning_rate: float, epochs: int, batch_size: int,
               grad_accum: int, save_every: int, shift: float, seed: int,
-              on_progress: Callable[[TrainingProgress], None] | None = None
-              ) -> TrainingOutcome: ...
+              on_progress: Callable[[TrainingProgress], None] | None = None,
+              on_notice: Callable[[str], None] | None = None) -> TrainingOutcome: ...
 
 
 class Prepared(Protocol):
@@ -92,6 +95,7 @@ class NightlyEnv:
     # After training, ACE-Step's decoder stays PEFT-wrapped (CONTRACT §2) until the server
     # restarts; a managed server is restarted before the next training of the same night.
     server_dirty: bool = False
+    api: ApiMatch | None = None   # which ACE-Step version answered the last connect
 
     @classmethod
     def default(cls, ledger: Ledger, config: Callable[[], Config], **kw: Any) -> NightlyEnv:
@@ -121,6 +125,7 @@ def wait_for_server(env: NightlyEnv, until: float | None) -> bool:
         try:
             client = env.client_factory()
             client.connect()
+            env.api = client.api_match
             client.close()
             return True
         except ServerUnavailable as exc:

@@ -12,6 +12,7 @@ never answers the dataset is *skipped* (waiting for the next night), not failed.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -19,10 +20,12 @@ from dataclasses import dataclass
 
 import structlog
 
+from acewatchd.acestep import layout
 from acewatchd.config.schema import Config
 from acewatchd.errors import AcewatchdError, AlreadyRunning
 from acewatchd.ledger import runs
 from acewatchd.ledger.db import Ledger
+from acewatchd.ledger.events import KV_ACESTEP
 from acewatchd.ledger.runs import Job, Outcome, RunFacts
 from acewatchd.nightly.env import Hooks, NightlyEnv, wait_for_server
 from acewatchd.nightly.prepare import prepare
@@ -187,6 +190,7 @@ def _gate(cfg: Config, env: NightlyEnv, dataset: str, window_end: float | None,
             return Verdict(Outcome.INTERRUPTED, "acewatchd stopped while waiting for ACE-Step")
         return Verdict(Outcome.SKIPPED, f"ACE-Step did not answer at {cfg.acestep.url} within "
                        "the window; waiting for the next night")
+    _record_acestep(cfg, env)
     with env.power.hold_awake(os.getpid()):
         return _stages(cfg, env, dataset, window_end)
 
@@ -208,6 +212,16 @@ def _server_ready(env: NightlyEnv, window_end: float | None) -> bool:
                 env.clock.sleep(delay, env.stop)
                 delay = min(delay * 2, env.backoff_max)
     return wait_for_server(env, window_end)
+
+
+def _record_acestep(cfg: Config, env: NightlyEnv) -> None:
+    """Which ACE-Step answered (its API's version, its checkout), for status and doctor."""
+    if env.api is None:
+        return
+    env.ledger.set_kv(KV_ACESTEP, json.dumps({
+        "api": env.api.label, "contract": env.api.contract, "summary": env.api.summary,
+        "warnings": list(env.api.warnings), "url": cfg.acestep.url,
+        "checkout": layout.acestep_version(cfg.acestep.root), "seen": env.clock.time()}))
 
 
 def _fresh_decoder(env: NightlyEnv) -> None:

@@ -12,6 +12,7 @@ re-reads on every call; ``SimHandle.set_faults()`` writes that file.
 | ``drop`` / ``drop=EPOCH`` | training: the server process dies abruptly (stream lost) once it reaches EPOCH (default: the first saved checkpoint). One-shot: removed from faults.json first. |
 | ``slow=FACTOR`` | every handler and the training loop run FACTOR times slower. |
 | ``mojibake`` | every emoji of every training text (status and log) becomes U+FFFD, at any impersonated version (f30aee4's own handler texts already lost most of theirs). |
+| ``lose-resume`` | training: the resume path is dropped as V1/V2 drop one they cannot see (e.g. ACE-Step started outside its folder): a fresh start from epoch 1, without a word (with f30aee4's warning at f30aee4). |
 | ``drop-param=NAME@ENDPOINT`` | start-up only: ENDPOINT is served without parameter NAME. NAME (here and below) as the impersonated version serves it, e.g. ``resume_checkpoint_dir`` at 6d467e4, ``rc`` before. |
 | ``rename-param=OLD=NEW@ENDPOINT`` | start-up only: parameter OLD of ENDPOINT is named NEW. |
 | ``add-param=NAME@ENDPOINT`` | start-up only: ENDPOINT gets an extra REQUIRED parameter NAME. |
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FAULT_NAMES = ("refuse", "error", "hang", "drop", "slow", "drop-param", "rename-param",
-               "add-param", "mojibake")
+               "add-param", "mojibake", "lose-resume")
 CONTROL_FILE = "faults.json"
 CALLS_FILE = "calls.json"
 
@@ -52,6 +53,7 @@ class Faults:
     drop: int | None = None  # epoch; 0 = first checkpoint
     slow: float = 1.0
     mojibake: bool = False
+    lose_resume: bool = False
     raw: list[str] = field(default_factory=list)
 
     @classmethod
@@ -70,6 +72,8 @@ class Faults:
                 f.drop = int(value) if value else 0
             elif name == "mojibake":
                 f.mojibake = True
+            elif name == "lose-resume":
+                f.lose_resume = True
             elif name == "slow":
                 f.slow = max(float(value or 10), 1e-3)
         return f

@@ -327,6 +327,8 @@ def _resume_from(ctx: SimContext, raw: Any) -> tuple[Path, str] | None:
     text = str(raw or "").strip()
     if not text:
         return None
+    if ctx.faults().lose_resume:  # the server cannot see the path: as if it did not exist
+        text = text.rstrip("/") + "-not-visible-to-the-server"
     if words(ctx).paths == "given":
         return _resolve(ctx, text), text
     if words(ctx).paths == "joined":

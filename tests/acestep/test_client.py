@@ -1,5 +1,6 @@
-"""The client end to end against the real simulator: train, stop from the same session,
-resume, export, load the LoRA, generate, unload; and the error paths."""
+"""The client end to end against the real simulator as each supported ACE-Step version: train,
+stop from the same session, resume, export, load the LoRA, generate, unload; the error paths
+with each version's own texts (CONTRACT §9b)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import pytest
 
 from acewatchd.acestep.client import AceStepClient, GenerationRequest
 from acewatchd.acestep.errors import JobFailed
+from acewatchd.acestep.layout import checkpoints, final_adapter
 from acewatchd.acestep.progress import TrainingProgress
+from acewatchd.acestep.versions import V1, V2
 from acewatchd.simulator.harness import SimHandle, running_simulator
+from acewatchd.simulator.lora import write_adapter
 
 OD = "./lora_output/acewatchd/demo/run1"
 TENSORS = "./datasets/acewatchd/demo/tensors"
@@ -25,14 +29,15 @@ TRAIN: dict[str, Any] = {
     "seed": 7}
 
 
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
+@pytest.fixture(scope="module", params=[V1.commit, V2.commit], ids=[V1.label, V2.label])
+def sim(request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
     root = tmp_path_factory.mktemp("ace")
     tensors = root / TENSORS
     tensors.mkdir(parents=True)
     for i in range(3):  # the simulator only counts them
         (tensors / f"song{i}.pt").write_bytes(b"SIMULATOR placeholder")
-    with running_simulator(root, speed=40.0) as handle:
+    with running_simulator(root, speed=40.0, version=request.param) as handle:
         yield handle
 
 
@@ -43,15 +48,24 @@ def client(sim: SimHandle, tmp_path: Path) -> Iterator[AceStepClient]:
         yield c
 
 
+def test_connect_names_the_version(sim: SimHandle, client: AceStepClient) -> None:
+    assert client.api_match.contract == sim.version
+    assert client.api_match.label in ("V1", "V2") and not client.api_match.warnings
+    assert client.limits.max_batch == 8 and client.limits.max_duration == 600
+
+
 def test_load_training_dataset_counts_tensors(client: AceStepClient) -> None:
-    assert "3 tensor files" in client.load_training_dataset(TENSORS)
+    assert "3" in client.load_training_dataset(TENSORS)
 
 
-def test_unsafe_tensor_dir_is_rejected_with_acestep_text(client: AceStepClient) -> None:
-    with pytest.raises(JobFailed, match="Rejected unsafe tensor directory path: ../outside"):
+def test_refused_paths_are_job_failed_with_acestep_text(client: AceStepClient) -> None:
+    with pytest.raises(JobFailed, match="outside|unsafe|not found"):
         client.load_training_dataset("../outside")
-    outcome = client.train(**{**TRAIN, "tensor_dir": "/etc"}, epochs=100)
-    assert outcome.status == "failed" and "unsafe" in outcome.text
+    with pytest.raises(JobFailed, match="not found"):      # S/V1: "\ufffd Directory not found"
+        client.load_training_dataset("./datasets/nowhere")
+    # A refused training is a failure with ACE-Step's text, not "server unavailable".
+    with pytest.raises(JobFailed, match="/training_wrapper: .*(unsafe|outside|not found|No valid)"):
+        client.train(**{**TRAIN, "tensor_dir": "/etc"}, epochs=100)
 
 
 def test_train_stop_resume_export_load_generate_unload(sim: SimHandle, client: AceStepClient,
@@ -59,22 +73,31 @@ def test_train_stop_resume_export_load_generate_unload(sim: SimHandle, client: A
     root = sim.root
     seen: list[TrainingProgress] = []
 
+    stopped_at: list[str] = []
+
     def stop_after_first_checkpoint(p: TrainingProgress) -> None:
         seen.append(p)
-        if p.epoch == 60:
-            assert "Stopping" in client.stop_training()  # same client = same session
+        if p.epoch is not None and p.epoch >= 60 and not stopped_at:
+            answer = client.stop_training()  # same client = same session
+            if "No training in progress" not in answer:  # asked as the loop began: again
+                stopped_at.append(answer)
 
     client.load_training_dataset(TENSORS)
     stopped = client.train(**TRAIN, epochs=400, on_progress=stop_after_first_checkpoint)
-    assert stopped.status == "stopped", stopped.text
+    # Every real version ends a stopped training with "Training completed!" (CONTRACT §9b):
+    # only the missing final/ tells it from a finished one.
+    assert stopped.status == "completed" and "Training completed!" in stopped.text
     assert stopped.last is not None and 60 <= stopped.last.epoch < 400  # type: ignore[operator]
     assert stopped.last.epochs == 400 and stopped.last.eta
-    assert seen[0].epoch == 1 and stopped.loss_points
-    assert (root / OD / "checkpoints/epoch_50/adapter/adapter_config.json").is_file()
-    assert not (root / OD / "final").exists()
+    assert seen[0].epoch == 1 and seen[-1].epoch is not None
+    assert final_adapter(root / OD) is None and not (root / OD / "final").exists()
+    first = checkpoints(root / OD)[0]
+    assert first.epoch == 50 and (first.folder / "adapter" / "adapter_config.json").is_file()
+    if sim.version == V2.commit:
+        assert first.name.startswith("epoch_50_loss_")
 
     resumed_from: list[int] = []
-    done = client.train(**TRAIN, epochs=100, resume_from=f"{OD}/checkpoints/epoch_50",
+    done = client.train(**TRAIN, epochs=100, resume_from=f"{OD}/checkpoints/{first.name}",
                         on_progress=lambda p: resumed_from.append(p.epoch or 0))
     assert done.status == "completed", done.text
     assert resumed_from[0] == 51 and done.last is not None and done.last.epoch == 100
@@ -90,6 +113,7 @@ def test_train_stop_resume_export_load_generate_unload(sim: SimHandle, client: A
     req = GenerationRequest(caption="calm ambient", lyrics="[Instrumental]", seeds=[1, 2],
                             batch_size=2, duration=10)
     assert "loaded" in client.load_lora(f"{OD}/final/adapter")
+    assert "loaded" in client.load_lora(f"{OD}/final/adapter")  # again: unloaded first (V2)
     client.set_lora_scale(1.0)
     with_lora = client.generate(req, tmp_path / "with")
     assert len(with_lora.audio_files) == 2 and with_lora.seeds == ["1", "2"]
@@ -126,15 +150,15 @@ def test_stop_from_another_session_is_refused(sim: SimHandle, client: AceStepCli
         answers: list[str] = []
 
         def from_other_session(p: TrainingProgress) -> None:
-            if p.epoch == 5:
+            if p.epoch == 5 and not answers:
                 answers.append(other.stop_training())
             if p.epoch == 10:
                 client.stop_training()
 
         out = client.train(**{**TRAIN, "output_dir": "./lora_output/acewatchd/demo/run2"},
                            epochs=400, on_progress=from_other_session)
-    assert answers == ["⚠️ No training in progress"]
-    assert out.status == "stopped" and out.last is not None and out.last.epoch >= 10
+    assert len(answers) == 1 and "No training in progress" in answers[0]
+    assert out.last is not None and out.last.epoch >= 10 and out.last.epoch < 400
 
 
 def test_bad_lora_paths_fail_with_acestep_messages(sim: SimHandle,
@@ -142,8 +166,33 @@ def test_bad_lora_paths_fail_with_acestep_messages(sim: SimHandle,
     with pytest.raises(JobFailed, match="LoRA path not found"):
         client.load_lora("./lora_output/missing")
     (sim.root / "not_an_adapter").mkdir(exist_ok=True)
-    with pytest.raises(JobFailed, match="adapter_config.json not found"):
+    with pytest.raises(JobFailed, match="adapter_config.json"):
         client.load_lora("./not_an_adapter")
+
+
+def test_second_named_adapter_without_unload_is_refused_at_v2(sim: SimHandle,
+                                                              client: AceStepClient) -> None:
+    if sim.version != V2.commit:
+        pytest.skip("only V2 names its adapters")
+    adapter = sim.root / "lora_output/acewatchd/demo/named/final/adapter"
+    write_adapter(adapter, r=4, alpha=8, dropout=0.0, fingerprint="ab" * 16)
+    rel = "./lora_output/acewatchd/demo/named/final/adapter"
+    client.call("/load_lora", lora_path=rel)
+    with pytest.raises(JobFailed, match="Adapter name already in use: adapter"):
+        client._status_call("/load_lora", lora_path=rel)    # what load_lora avoids
+    client.unload_lora()
+
+
+def test_a_resume_path_the_server_cannot_see_starts_fresh_silently(
+        client: AceStepClient) -> None:
+    """What V1 and V2 really do (CONTRACT §9b): no warning, epoch 1. The training session must
+    notice it from the epochs (tests/nightly/train)."""
+    notices: list[str] = []
+    epochs: list[int] = []
+    client.train(**{**TRAIN, "output_dir": "./lora_output/acewatchd/demo/run4"},
+                 epochs=100, resume_from="./lora_output/acewatchd/demo/gone/epoch_50",
+                 on_notice=notices.append, on_progress=lambda p: epochs.append(p.epoch or 0))
+    assert notices == [] and epochs[0] == 1
 
 
 def test_ints_are_sent_as_ints(client: AceStepClient) -> None:
@@ -170,6 +219,7 @@ def test_close_leaves_no_threads_or_downloads(sim: SimHandle, tmp_path: Path) ->
 @pytest.mark.parametrize(("field", "value", "words"), [
     ("epochs", 50, "less than minimum value 100"),
     ("save_every", 2000, "greater than maximum value 1000"),
+    ("epochs", 5000, "greater than maximum value 4000"),
     ("rank", 2, "less than minimum value 4"),
 ])
 def test_contract_bounds_are_enforced(client: AceStepClient, field: str, value: int,
@@ -182,3 +232,12 @@ def test_contract_bounds_are_enforced(client: AceStepClient, field: str, value: 
 def test_generation_bounds_are_enforced(client: AceStepClient, tmp_path: Path) -> None:
     with pytest.raises(JobFailed, match="greater than maximum value 20"):
         client.generate(GenerationRequest(caption="x", lyrics="", steps=21), tmp_path)
+
+
+def test_small_gpu_tier_limits_are_read_from_the_server(tmp_path: Path) -> None:
+    with running_simulator(tmp_path / "ace", speed=40.0, tier="small") as small, \
+            AceStepClient(small.url, timeout=60, retries=0) as c:
+        assert (c.limits.max_batch, c.limits.max_duration) == (1, 180)
+        with pytest.raises(JobFailed, match="greater than maximum value 1"):
+            c.generate(GenerationRequest(caption="x", lyrics="", seeds=[1, 2], batch_size=2),
+                       tmp_path / "out")

@@ -12,6 +12,7 @@ import pytest
 
 from acewatchd.acestep.client import AceStepClient, GenerationRequest
 from acewatchd.acestep.errors import JobFailed, ServerUnavailable
+from acewatchd.acestep.layout import checkpoints
 from acewatchd.simulator.harness import SimHandle, free_port, running_simulator
 
 TENSORS = "./datasets/acewatchd/x/tensors"
@@ -34,14 +35,14 @@ def sim(tmp_path: Path) -> Iterator[SimHandle]:
 def test_unavailable_then_recovers_after_restart(sim: SimHandle) -> None:
     client = AceStepClient(sim.url, timeout=10, retries=1, backoff=0.05)
     with client:
-        assert "scale" in client.set_lora_scale(0.5)
+        assert "1" in client.load_training_dataset(TENSORS)
         sim.stop()
         with pytest.raises(ServerUnavailable, match="unavailable"):
-            client.set_lora_scale(0.4)
+            client.load_training_dataset(TENSORS)
         sim.start()
         client.connect()  # a new session after the restart
-        assert "0.30" in client.set_lora_scale(0.3)
-    assert sim.call_counts()["/set_lora_scale"] == 2  # the refused call never arrived
+        assert "1" in client.load_training_dataset(TENSORS)
+    assert sim.call_counts()["/load_training_dataset"] == 2  # the refused call never arrived
 
 
 def test_connect_to_stopped_server_is_unavailable(tmp_path: Path) -> None:
@@ -63,11 +64,12 @@ def test_stream_dropped_mid_training_then_resume(sim: SimHandle) -> None:
     sim.set_faults(["drop=50"])
     with AceStepClient(sim.url, retries=0) as client, pytest.raises(ServerUnavailable):
         client.train(**TRAIN, epochs=200)
-    assert (sim.root / OD / "checkpoints/epoch_50/adapter").is_dir()
+    first = checkpoints(sim.root / OD)[0]
+    assert first.epoch == 50 and (first.folder / "adapter").is_dir()
     sim.stop()  # reap the crashed process, then start again (drop was one-shot)
     sim.start()
     with AceStepClient(sim.url, retries=0) as client:
-        done = client.train(**TRAIN, epochs=200, resume_from=f"{OD}/checkpoints/epoch_50")
+        done = client.train(**TRAIN, epochs=200, resume_from=f"{OD}/checkpoints/{first.name}")
     assert done.status == "completed" and done.last is not None and done.last.epoch == 200
     assert (sim.root / OD / "final/adapter/adapter_model.safetensors").is_file()
 
@@ -97,21 +99,21 @@ def test_mojibake_statuses_still_classified(sim: SimHandle) -> None:
     sim.set_faults(["mojibake"])  # U+FFFD instead of emoji, as in ACE-Step f30aee4
     with AceStepClient(sim.url, retries=0) as client:
         done = client.train(**TRAIN, epochs=100)
-        bad = client.train(**{**TRAIN, "tensor_dir": "../elsewhere"}, epochs=100)
+        with pytest.raises(JobFailed, match="\ufffd"):  # refused: failed, not unavailable
+            client.train(**{**TRAIN, "tensor_dir": "../elsewhere"}, epochs=100)
     assert done.status == "completed" and "\ufffd" in done.text and "⏱" not in done.text
     assert done.last is not None and done.last.epoch == 100 and done.last.eta is not None
-    assert bad.status == "failed" and bad.text.startswith("\ufffd")
 
 
 def test_retries_ride_out_a_restart(sim: SimHandle) -> None:
     """Connection refused is retried with backoff; a server back in time answers the call."""
     with AceStepClient(sim.url, timeout=10, retries=6, backoff=0.5) as client:
-        client.set_lora_scale(0.9)
+        client.load_training_dataset(TENSORS)
         sim.stop()
         restart = threading.Thread(target=sim.start)
         restart.start()
         try:
-            assert "0.20" in client.set_lora_scale(0.2)  # same client object, no connect()
+            assert "1" in client.load_training_dataset(TENSORS)  # same client, no connect()
         finally:
             restart.join(120)
-    assert sim.call_counts()["/set_lora_scale"] == 2
+    assert sim.call_counts()["/load_training_dataset"] == 2

@@ -7,13 +7,9 @@ import copy
 import json
 import struct
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from acewatchd.acestep.apicheck import check_api, resolve_args
-from acewatchd.acestep.contract import NEEDED, load_snapshot
-from acewatchd.acestep.errors import ContractMismatch
 from acewatchd.acestep.generation import GenerationRequest, collect_result, request_params
 from acewatchd.acestep.progress import is_completed, is_failure, is_stopped, parse_progress
 from acewatchd.simulator.context import UnsafePath, safe_path
@@ -47,6 +43,28 @@ def test_parse_progress_epoch_summary_and_nothing() -> None:
     ("✅ Training complete! LoRA saved to ./o/final", False, True, False),
     ("\ufffd\ufffd Training completed! Total time: 3m", False, True, False),
     ("\ufffd Training stopped by user", False, False, True),
+    # S/V1 handler errors: U+FFFD instead of ❌, no "Error:" (CONTRACT §9b)
+    ("\ufffd Directory not found: ./datasets/preprocessed_tensors", True, False, False),
+    ("\ufffd No .pt tensor files found in ./x", True, False, False),
+    ("\ufffd Tensor directory not found: ./x", True, False, False),
+    ("\ufffd Model not initialized. Please initialize the service first.", True, False, False),
+    ("\ufffd No trained model found in ./lora_output", True, False, False),
+    ("\ufffd Export failed: disk full", True, False, False),
+    ("\ufffd\ufe0f No training in progress", False, False, False),
+    # V1 spells its emoji as UTF-8 read as cp1252 ("❌" -> "â\x9dŒ")
+    ("\u00e2\x9d\u0152 Directory not found: ../outside", True, False, False),
+    ("\u00e2\x9d\u0152 No .pt tensor files found in /etc", True, False, False),
+    ("\u00e2\u0153\u2026 Training completed! Total time: 2s", False, True, False),
+    # V2
+    ("❌ Rejected unsafe tensor directory path: /tmp", True, False, False),
+    ("❌ LoRA path not found: ./x", True, False, False),
+    ("❌ Adapter name already in use: adapter", True, False, False),
+    ("ℹ No training in progress", False, False, False),
+    ("⚠️ No LoRA loaded", False, False, False),
+    ("⚠️ No LoRA adapter loaded.", False, False, False),
+    ("❌ No LoRA adapter loaded. Please load a LoRA first.", True, False, False),
+    ("✅ Training completed! Total time: 2s", False, True, False),
+    ("⚠️ Checkpoint path not found: ./x, starting fresh", False, False, False),
     ("⏹️ Stopped (epoch 5)", False, False, True),
     ("Epoch 1/100, Step 10, Loss: 0.9", False, False, False),
 ])
@@ -54,63 +72,12 @@ def test_status_classification(text: str, failed: bool, done: bool, stopped: boo
     assert (is_failure(text), is_completed(text), is_stopped(text)) == (failed, done, stopped)
 
 
-def served_api() -> dict[str, Any]:
-    """view_api(return_format="dict") as a snapshot-faithful server would answer."""
-    named = {}
-    for api in NEEDED:
-        spec = load_snapshot()["endpoints"][api]
-        named[api] = {"parameters": [
-            {"parameter_name": p["name"], "label": p["label"],
-             "parameter_has_default": not p["required"], "parameter_default": p["default"]}
-            for p in spec["parameters"]]}
-    return {"named_endpoints": named}
-
-
-def test_check_api_accepts_snapshot_and_fills_defaults() -> None:
-    api = check_api(served_api())
-    args = resolve_args(api, "/export_lora", {"export_path": "./x"})
-    assert args == ["./x", "./lora_output"]
-    gen = resolve_args(api, "/generation_wrapper", request_params(GenerationRequest("c", "l")))
-    assert len(gen) == 45 and gen[0] == "c" and gen[17].startswith("Fill the audio")
-
-
-def test_check_api_refuses_shifted_positional_labels() -> None:
-    info = served_api()
-    params = info["named_endpoints"]["/generation_wrapper"]["parameters"]
-    params.insert(3, {"parameter_name": "param_3", "label": "Cover Noise Strength",
-                      "parameter_has_default": True, "parameter_default": 0.0})
-    for i, p in enumerate(params[4:], start=4):  # a newer ACE-Step renumbers the rest
-        p["parameter_name"] = f"param_{i}"
-    with pytest.raises(ContractMismatch, match="param_3.*labelled") as err:
-        check_api(info)
-    assert err.value.endpoint == "/generation_wrapper"
-
-
-def test_check_api_missing_endpoint_and_unknown_required() -> None:
-    info = served_api()
-    del info["named_endpoints"]["/stop_training"]
-    with pytest.raises(ContractMismatch, match="/stop_training not found"):
-        check_api(info)
-    info = served_api()
-    info["named_endpoints"]["/unload_lora"]["parameters"].append(
-        {"parameter_name": "adapter_name", "label": "Adapter", "parameter_has_default": False,
-         "parameter_default": None})
-    with pytest.raises(ContractMismatch, match="requires parameter 'adapter_name'"):
-        check_api(info)
-
-
-def test_resolve_args_refuses_unknown_name() -> None:
-    api = check_api(served_api())
-    with pytest.raises(ContractMismatch, match="'lora_name'"):
-        resolve_args(api, "/training_wrapper", {"lora_name": "x"})
-
-
 def test_request_params_seeds() -> None:
     fixed = request_params(GenerationRequest("c", "", seeds=[4, 5], bpm=90))
-    assert fixed["param_8"] is False and fixed["param_9"] == "4,5" and fixed["param_2"] == 90
-    assert fixed["param_1"] == "[Instrumental]"
+    assert fixed["random_seed"] is False and fixed["seed"] == "4,5" and fixed["bpm"] == 90
+    assert fixed["lyrics"] == "[Instrumental]"
     rnd = request_params(GenerationRequest("c", "la"))
-    assert rnd["param_8"] is True and rnd["param_9"] == "-1" and rnd["param_2"] is None
+    assert rnd["random_seed"] is True and rnd["seed"] == "-1" and rnd["bpm"] is None
 
 
 def test_collect_result_copies_audio_and_loads_metadata(tmp_path: Path) -> None:

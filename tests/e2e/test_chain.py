@@ -162,7 +162,8 @@ def test_dropped_songs_reach_the_outbox_with_no_manual_step(make_home) -> None:
     run = home.wait("an outbox run", lambda: outbox_runs(home), 300, proc)[0]
     assert (run / "index.html").is_file()
     assert list(run.rglob("*.mp3")), "the outbox run has no rendered audio"
-    assert (home.path / "outbox" / "index.html").is_file()
+    home.wait("the outbox index", lambda: (home.path / "outbox" / "index.html").is_file(), 30,
+              proc)   # written right after the run folder is in place
     nightly = home.wait("the nightly row to close", lambda: home.rows(
         "SELECT outcome, message FROM runs WHERE job='nightly' AND outcome != 'running'"
         " ORDER BY id"), 60, proc)

@@ -9,6 +9,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from acewatchd.acestep.layout import final_adapter, run_dir
+from acewatchd.acestep.versions import V1, V2
 from acewatchd.config.load import load_config
 from acewatchd.demo.audiogen import make_mp3
 from acewatchd.ledger.db import Ledger
@@ -36,15 +38,18 @@ def cli(config: Path, *args: str, timeout: float = 200) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=timeout, cwd=config.parent)
 
 
-@pytest.fixture
-def chain(tmp_path: Path) -> Iterator[tuple[Path, SimHandle]]:
-    with running_simulator(tmp_path / "ace", speed=25.0) as sim:
+@pytest.fixture(params=[V1.commit, V2.commit], ids=[V1.label, V2.label])
+def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, SimHandle]]:
+    """Three real songs scanned into a home, and the simulator as each supported version."""
+    marker = request.node.get_closest_marker("epochs")
+    epochs = marker.args[0] if marker else 100
+    with running_simulator(tmp_path / "ace", speed=25.0, version=request.param) as sim:
         config = tmp_path / "config.toml"
         config.write_text(
             f'[acestep]\nroot = "{sim.root}"\nurl = "{sim.url}"\npython = "{sys.executable}"\n'
             '[watch]\nsettle_seconds = 0.2\npoll_seconds = 0.05\nsettle_polls = 2\n'
             'min_duration_seconds = 2.0\n'
-            '[train]\nepochs = 100\nsave_every = 50\n'
+            f'[train]\nepochs = {epochs}\nsave_every = 50\n'
             '[schedule]\ncron = "0 1 * * *"\ntimezone = "UTC"\n'
             '[render]\ncompare_base = false\n'
             '[[render.prompts]]\nname = "one"\ncaption = "{tag}, test"\nduration = 10.0\n'
@@ -89,6 +94,56 @@ def test_train_now_then_nightly_skips_unchanged_and_trains_changed(
         assert len(list((cfg.paths.outbox / "band").glob("*/index.html"))) == 2
     finally:
         ledger.close()
+
+
+@pytest.mark.epochs(200)
+def test_two_nights_real_prepare_train_resume_render(chain: tuple[Path, SimHandle]) -> None:
+    """The chain on each version: real prepare, training stopped by the window's end (every
+    version then says "Training completed!"), resumed the next night from its checkpoint,
+    finished, rendered; the outbox page names the ACE-Step version, status shows it."""
+    config, sim = chain
+    cfg = load_config(config)
+    ledger = Ledger(cfg.paths.state)
+    clock = FakeClock(NIGHT, ticking=True)
+    env = NightlyEnv.default(ledger, lambda: cfg, clock=clock, power=FakePower(),
+                             backoff=0.2, guard_interval=0.05)
+    end = NIGHT + 6 * 3600
+
+    def window_ends_at_epoch_60() -> None:
+        _poll(lambda: (ledger.connect().execute("SELECT MAX(epoch) FROM progress").fetchone()[0]
+                       or 0) >= 60, 120)
+        clock.set_wall(end + 1)
+
+    try:
+        worker = threading.Thread(target=window_ends_at_epoch_60)
+        worker.start()
+        try:
+            first = run_dataset(lambda: cfg, env, "band", scheduled_for=NIGHT, window_end=end)
+        finally:
+            worker.join(130)
+        assert first == "interrupted"
+        clock.set_wall(NIGHT + 86400)
+        second = run_dataset(lambda: cfg, env, "band", scheduled_for=NIGHT + 86400,
+                             window_end=NIGHT + 86400 + 6 * 3600)
+        assert second == "done"
+        rows = ledger.connect().execute("SELECT * FROM runs WHERE job='train' ORDER BY id"
+                                        ).fetchall()
+        assert [r["outcome"] for r in rows] == ["interrupted", "done"]
+        assert rows[0]["run_name"] == rows[1]["run_name"]            # one run, two nights
+        assert ledger.connect().execute("SELECT MIN(epoch) FROM progress WHERE run_id=?",
+                                        (rows[1]["id"],)).fetchone()[0] == 51
+        pages = list((cfg.paths.outbox / "band").glob("*/samples.json"))
+        assert len(pages) == 1
+        manifest = json.loads(pages[0].read_text(encoding="utf-8"))
+        assert sim.version in manifest["acestep"]["api"]
+        page = (pages[0].parent / "index.html").read_text(encoding="utf-8")
+        assert sim.version in page
+    finally:
+        ledger.close()
+    status = cli(config, "status", "--json")
+    ace = json.loads(status.stdout)["acestep"]
+    assert ace["contract"] == sim.version and ace["api"] in ("V1", "V2")
+    assert sim.version in cli(config, "status").stdout
 
 
 def test_train_now_refuses_while_another_job_trains(chain: tuple[Path, SimHandle]) -> None:

@@ -96,7 +96,8 @@ def test_render_against_simulator(sim: SimHandle, tmp_path: Path) -> None:
     n, batch = 3, 2
     assert server.restarts == 1 and sim.proc is not None and sim.proc.pid != pid_before
     assert calls[GEN] == 2 * math.ceil(n / batch)          # LoRA pass + base pass
-    assert calls["/load_lora"] == 1 and calls["/unload_lora"] == 1
+    # V2 names its adapters: acewatchd unloads before loading, then after the LoRA clips.
+    assert calls["/load_lora"] == 1 and calls["/unload_lora"] == 2
     assert calls["/set_use_lora"] == 1 and calls["/set_lora_scale"] == 1
 
     manifest = json.loads((folder / "samples.json").read_text(encoding="utf-8"))
@@ -133,7 +134,7 @@ def test_fault_mid_render_leaves_nothing_then_a_retry_succeeds(sim: SimHandle,
         calls = _delta(before, sim.call_counts())
     finally:
         sim.set_faults([])
-    assert calls[GEN] == 2 and calls["/unload_lora"] == 1    # stopped, LoRA unloaded anyway
+    assert calls[GEN] == 2 and calls["/unload_lora"] == 2    # stopped, LoRA unloaded anyway
     ds_dir = cfg.paths.outbox / DATASET
     assert [p.name for p in ds_dir.iterdir()] == [outbox.LOCK_NAME]   # no half-written run
     assert not (cfg.paths.outbox / "index.html").exists()
@@ -160,7 +161,7 @@ def test_cli_render_with_a_checkpoint(sim: SimHandle, tmp_path: Path,
     before = sim.call_counts()
     assert main(["--config", str(cfg.source), "render", DATASET, "--checkpoint", "100"]) == 0
     calls = _delta(before, sim.call_counts())
-    assert calls[GEN] == 2 * 2 and calls["/unload_lora"] == 1   # 4 takes, batch 3, + base
+    assert calls[GEN] == 2 * 2 and calls["/unload_lora"] == 2   # 4 takes, batch 3, + base
     (run,) = outbox.list_runs(cfg.paths.outbox)
     assert f"samples: {run.path / 'index.html'}" in capsys.readouterr().out
     manifest = json.loads((run.path / "samples.json").read_text(encoding="utf-8"))

@@ -12,6 +12,7 @@ import pytest
 
 from acewatchd.config.schema import Config, Notify
 from acewatchd.outbox import folders as outbox
+from acewatchd.outbox import page as pages
 from acewatchd.outbox.lossplot import LossPoint, epoch_means, final_loss, plot_loss
 from acewatchd.outbox.notify import (
     MacNotifier,
@@ -47,7 +48,7 @@ def test_index_lists_runs_newest_first_and_escapes_names(tmp_path: Path) -> None
     assert [(e.dataset, e.name) for e in runs] == [
         ('<b>x"', "2026-03-01_0700_r9"), ("a&b", "2026-02-01_0100_r2"),
         ("a&b", "2026-01-02_0100_r1")]
-    page = outbox.write_index(box, {("a&b", "2026-02-01_0100_r2"): "3 prompts <script>"}
+    page = pages.write_index(box, {("a&b", "2026-02-01_0100_r2"): "3 prompts <script>"}
                               ).read_text(encoding="utf-8")
     assert "<b>x" not in page and "&lt;b&gt;x&quot;" in page
     assert "<script>" not in page and "3 prompts &lt;script&gt;" in page
@@ -57,7 +58,7 @@ def test_index_lists_runs_newest_first_and_escapes_names(tmp_path: Path) -> None
 
 
 def test_empty_outbox_index(tmp_path: Path) -> None:
-    page = outbox.write_index(tmp_path).read_text(encoding="utf-8")
+    page = pages.write_index(tmp_path).read_text(encoding="utf-8")
     assert "No runs yet" in page and "<table" not in page
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from acewatchd.acestep.apicheck import ApiMatch
 from acewatchd.config.load import parse_config
 from acewatchd.config.schema import Config
 from acewatchd.nightly.env import Hooks
@@ -70,6 +71,7 @@ class FakeClient:
                  status: str = "completed") -> None:
         self.root, self.down, self.fail_with, self.status = root, down, fail_with, status
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.api_match = ApiMatch("V2", "6d467e4")
         FakeClient.sessions.append(self)
 
     def connect(self) -> None:

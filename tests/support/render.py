@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from acewatchd.acestep.apicheck import ApiMatch
+from acewatchd.acestep.generation import Limits
 from acewatchd.config.load import parse_config
 from acewatchd.config.schema import Config
 from acewatchd.demo.audiogen import make_mp3
@@ -127,6 +129,9 @@ class FakeClient:
     log: list[tuple[str, Any]] = field(default_factory=list)
     generated: int = 0
     lora_loaded: bool = False
+    api_match: ApiMatch = field(default_factory=lambda: ApiMatch("V2", "6d467e4"))
+    limits: Limits = field(default_factory=Limits)
+    requests: list[Any] = field(default_factory=list)
 
     def __enter__(self) -> Self:
         self.log.append(("connect", None))
@@ -155,6 +160,7 @@ class FakeClient:
 
     def generate(self, req: Any, dest_dir: Path) -> FakeResult:
         self.generated += 1
+        self.requests.append(req)
         self.log.append(("generate", (req.caption, list(req.seeds), self.lora_loaded)))
         if self.fail_on == self.generated:
             from acewatchd.acestep.errors import JobFailed

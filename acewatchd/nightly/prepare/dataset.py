@@ -37,7 +37,8 @@ def sample_entry(ds: Dataset, sample: SourceSample, staged: Path) -> dict[str, A
     duration = sample.duration or float(getattr(info, "duration", 0.0) or 0.0)
     return {
         "id": sample.sample_id, "audio_path": str(staged.absolute()), "filename": staged.name,
-        "caption": sample.caption, "genre": getattr(info, "genre", "") or ds.genre,
+        "caption": untagged(sample.caption, ds.tag),
+        "genre": untagged(getattr(info, "genre", "") or ds.genre, ds.tag),
         "lyrics": INSTRUMENTAL if instrumental else sample.lyrics,
         "raw_lyrics": "" if instrumental else sample.lyrics, "formatted_lyrics": "",
         "bpm": _bpm(getattr(info, "bpm", "")) or ds.bpm,
@@ -47,6 +48,19 @@ def sample_entry(ds: Dataset, sample: SourceSample, staged: Path) -> dict[str, A
         "is_instrumental": instrumental, "custom_tag": ds.tag, "labeled": True,
         "prompt_override": None,
     }
+
+
+def untagged(text: str, tag: str) -> str:
+    """``text`` without the trigger tag as one of its comma-separated parts. ACE-Step adds
+    ``custom_tag`` to the prompt itself (prepend/append) or uses it alone (replace), even when
+    the caption already holds it (CONTRACT §9c); the caption file keeps it for the user to see,
+    dataset.json drops it so the prompt carries the tag exactly once."""
+    key = " ".join(tag.split()).casefold()
+    if not key:
+        return text
+    parts = [p.strip() for p in text.split(",")]
+    kept = [p for p in parts if " ".join(p.split()).casefold() != key]
+    return ", ".join(p for p in kept if p) if len(kept) != len(parts) else text
 
 
 def _tags(path: Path) -> object | None:

@@ -24,7 +24,8 @@ from typing import Any
 
 from acewatchd.acestep import dataset_json, layout
 from acewatchd.acestep import preprocess as pp
-from acewatchd.config.schema import Config
+from acewatchd.acestep.checkout import require_training_v2
+from acewatchd.config.schema import DATASET_NAME, Config
 from acewatchd.errors import AcewatchdError
 from acewatchd.ledger import samples as ledger_samples
 from acewatchd.ledger.db import Ledger
@@ -74,6 +75,11 @@ def tensor_dir_for(cfg: Config, dataset: str) -> Path:
 
 def prepare_dataset(cfg: Config, ledger: Ledger, dataset: str,
                     stop: threading.Event | None = None) -> PrepareResult:
+    if not DATASET_NAME.match(dataset):  # it becomes a folder name under ACE-Step's root
+        raise AcewatchdError(f"{dataset!r} is not a dataset name (letters, digits, '_-.'; "
+                             "the name of a folder in drop/)")
+    # Before any work: an ACE-Step without training_v2 (S) cannot preprocess at all.
+    require_training_v2(cfg.acestep.root)
     busy = (f"dataset {dataset!r} is being prepared by another acewatchd process; try again "
             "when it has finished")
     with dataset_lock(layout.dataset_dir(cfg.acestep.root, dataset), PREPARE_LOCK_NAME, busy):

@@ -25,7 +25,10 @@ from acewatchd.ledger.runs import Job, Outcome, RunFacts, RunRow
 from acewatchd.nightly.render.lora import LoraChoice
 from acewatchd.nightly.render.plan import Clip, RenderJob
 from acewatchd.outbox import folders as outbox
+from acewatchd.outbox import manifest as mf
+from acewatchd.outbox import page
 from acewatchd.outbox.lossplot import LossPoint, final_loss, plot_loss
+from acewatchd.outbox.manifest import Manifest
 from acewatchd.util.files import atomic_write_bytes, atomic_write_text, full_fsync
 
 logger = logging.getLogger(__name__)
@@ -37,13 +40,13 @@ _AUDIO_EXT = {".mp3", ".flac", ".wav", ".ogg", ".opus", ".m4a"}
 
 
 def store_call(call: list[Clip], result: Any, variant: str, staging: Path, rcfg: Render,
-               took: float, call_no: int) -> dict[int, dict[str, Any]]:
+               took: float, call_no: int) -> dict[int, mf.Render]:
     """Move one call's audio to ``NN_<variant>_<slug>.<ext>``; one entry per clip."""
     files = _match(call, result)
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, mf.Render] = {}
     for clip, src in zip(call, files, strict=True):
-        entry: dict[str, Any] = {"file": None, "duration_seconds": None,
-                                 "call": call_no, "call_seconds": round(took, 2)}
+        entry: mf.Render = {"file": None, "duration_seconds": None,
+                            "call": call_no, "call_seconds": round(took, 2)}
         if src is None:
             entry["error"] = "ACE-Step returned no audio for this seed (a silent output?)"
         else:
@@ -52,7 +55,7 @@ def store_call(call: list[Clip], result: Any, variant: str, staging: Path, rcfg:
             dest = staging / f"{clip.number:02d}_{variant}_{clip.slug}{ext}"
             os.replace(src, dest)
             _fsync_file(dest)
-            entry.update(file=dest.name, duration_seconds=audio_duration(dest))
+            entry["file"], entry["duration_seconds"] = dest.name, audio_duration(dest)
         out[clip.number] = entry
     return out
 
@@ -99,7 +102,7 @@ def loss_points(ledger: Ledger, dataset: str, run_name: str) -> list[LossPoint]:
 
 
 def build_manifest(job: RenderJob, ledger: Ledger, train: RunRow, lora: LoraChoice,
-                   name: str, points: list[LossPoint]) -> dict[str, Any]:
+                   name: str, points: list[LossPoint]) -> Manifest:
     loss = final_loss(points)
     clips = [c for call in job.calls for c in call]
     return {
@@ -113,6 +116,7 @@ def build_manifest(job: RenderJob, ledger: Ledger, train: RunRow, lora: LoraChoi
         "lora": {"path": lora.path, "checkpoint": lora.checkpoint, "epoch": lora.epoch,
                  "scale": job.rcfg.lora_scale, "loss": _loss_at(points, lora)},
         "acestep": {"url": job.cfg.acestep.url, "simulator": job.simulated,
+                    "api": job.acestep_api,
                     "version": acestep_version(
                         job.cfg.acestep.root, job.simulated)},
         "settings": {"steps": job.rcfg.steps, "guidance": job.rcfg.guidance,
@@ -137,7 +141,7 @@ def acestep_version(root: Path, simulated: bool = False) -> str | None:
     return "SIMULATOR (test double)" if simulated else layout.acestep_version(root)
 
 
-def _clip_entry(clip: Clip, job: RenderJob) -> dict[str, Any]:
+def _clip_entry(clip: Clip, job: RenderJob) -> mf.Clip:
     p = clip.prompt
     return {"number": clip.number, "name": clip.name, "slug": clip.slug, "seed": clip.seed,
             "prompt_index": clip.prompt_index, "prompt_name": clip.prompt_name,
@@ -149,7 +153,7 @@ def _clip_entry(clip: Clip, job: RenderJob) -> dict[str, Any]:
 
 
 def write_run_files(job: RenderJob, ledger: Ledger, train: RunRow, lora: LoraChoice,
-                    name: str) -> dict[str, Any]:
+                    name: str) -> Manifest:
     points = loss_points(ledger, job.dataset, str(train.run_name))
     manifest = build_manifest(job, ledger, train, lora, name, points)
     folder = job.staging
@@ -157,12 +161,12 @@ def write_run_files(job: RenderJob, ledger: Ledger, train: RunRow, lora: LoraCho
                       json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     atomic_write_bytes(folder / "loss.png", plot_loss(
         points, title=f"Training loss · {job.dataset} · {train.run_name}"))
-    outbox.write_playlist(folder, manifest)
-    outbox.write_run_page(folder, manifest)
+    page.write_playlist(folder, manifest)
+    page.write_run_page(folder, manifest)
     return manifest
 
 
-def summary(manifest: dict[str, Any]) -> str:
+def summary(manifest: Manifest) -> str:
     clips = manifest["clips"]
     loss = manifest["training_run"]["final_loss"]
     parts = [f"{len(clips)} prompt{'s' * (len(clips) != 1)}"]
@@ -198,4 +202,4 @@ def finish_record(ledger: Ledger, render_id: int, outcome: Outcome, message: str
 
 def write_outbox_index(cfg: Config, ledger: Ledger) -> Path:
     summaries = {(ds, name): text for ds, name, text in runs.rendered_runs(ledger)}
-    return outbox.write_index(cfg.paths.outbox, summaries)
+    return page.write_index(cfg.paths.outbox, summaries)

@@ -16,6 +16,7 @@ from typing import Any
 
 from acewatchd.config.schema import Config, Dataset, Prompt, Render
 from acewatchd.outbox import folders as outbox
+from acewatchd.outbox.manifest import Render as RenderedClip
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class RenderJob:
     rcfg: Render
     calls: list[list[Clip]]
     staging: Path
-    results: dict[str, dict[int, dict[str, Any]]]
+    results: dict[str, dict[int, RenderedClip]]   # variant -> clip number -> what came back
     seconds: float = 0.0
     simulated: bool = False  # the answers came from acewatchd's ACE-Step simulator
+    acestep_api: str = ""    # which ACE-Step version's API answered (ApiMatch.summary)

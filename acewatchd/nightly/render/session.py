@@ -13,11 +13,13 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Protocol, Self
 
-from acewatchd.acestep.generation import GenerationRequest
+from acewatchd.acestep.apicheck import ApiMatch
+from acewatchd.acestep.generation import GenerationRequest, GenerationResult, Limits
 from acewatchd.config.schema import DATASET_NAME, Config, Render
 from acewatchd.errors import AcewatchdError
 from acewatchd.ledger.db import Ledger
@@ -26,13 +28,30 @@ from acewatchd.nightly.render import files as rf
 from acewatchd.nightly.render.lora import LoraChoice, choose_adapter, find_training_run
 from acewatchd.nightly.render.plan import Clip, RenderJob, build_clips, plan_calls
 from acewatchd.outbox import folders as outbox
+from acewatchd.outbox.manifest import Manifest
 from acewatchd.outbox.notify import Notifier, build_notifier
 from acewatchd.runtime import Server
 
 logger = logging.getLogger(__name__)
 
 
-def run_calls(client: Any, job: RenderJob, variant: str) -> None:
+class RenderClient(Protocol):
+    """The part of AceStepClient a render uses, in one session (a context manager)."""
+
+    @property
+    def api_match(self) -> ApiMatch: ...
+    @property
+    def limits(self) -> Limits: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def load_lora(self, path: str) -> str: ...
+    def unload_lora(self) -> str: ...
+    def set_use_lora(self, on: bool) -> str: ...
+    def set_lora_scale(self, scale: float) -> str: ...
+    def generate(self, req: GenerationRequest, dest_dir: Path) -> GenerationResult: ...
+
+
+def run_calls(client: RenderClient, job: RenderJob, variant: str) -> None:
     out = job.results.setdefault(variant, {})
     for index, call in enumerate(job.calls, 1):
         first = call[0]
@@ -56,7 +75,7 @@ def _request(first: Clip, call: list[Clip], rcfg: Render) -> GenerationRequest:
         batch_size=len(call), audio_format=rcfg.audio_format)
 
 
-def render_with_lora(client: Any, job: RenderJob, lora: LoraChoice) -> None:
+def render_with_lora(client: RenderClient, job: RenderJob, lora: LoraChoice) -> None:
     """LoRA clips, then /unload_lora whatever happened; then the base clips."""
     try:
         client.load_lora(lora.path)
@@ -71,7 +90,7 @@ def render_with_lora(client: Any, job: RenderJob, lora: LoraChoice) -> None:
         run_calls(client, job, "base")
 
 
-def _unload_quietly(client: Any) -> None:
+def _unload_quietly(client: RenderClient) -> None:
     try:
         client.unload_lora()
     except Exception as exc:  # noqa: BLE001 - the original failure is the one to report
@@ -81,10 +100,10 @@ def _unload_quietly(client: Any) -> None:
 # --------------------------------------------------------------------------- entry points
 
 
-ClientFactory = Callable[..., Any]  # (cfg, rcfg) -> a client context manager
+ClientFactory = Callable[[Config, Render], RenderClient]  # a new session, not yet entered
 
 
-def default_client(cfg: Config, rcfg: Render | None = None) -> Any:
+def default_client(cfg: Config, rcfg: Render | None = None) -> RenderClient:
     """A new session. A generation call may take far longer than a status call (a batch of
     long clips on a laptop GPU), and a timed-out call is cancelled and retried, which wastes
     the work done: so the budget grows with batch size and clip length."""
@@ -135,7 +154,7 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
 
 def _render_locked(cfg: Config, ledger: Ledger, dataset: str, train: RunRow,
                    lora: LoraChoice, server: Server | None, client_factory: ClientFactory,
-                   render_id: int) -> tuple[Path, dict[str, Any]]:
+                   render_id: int) -> tuple[Path, Manifest]:
     ds_dir = cfg.paths.outbox / dataset
     with outbox.dataset_lock(ds_dir):
         rf.mark_stale_records(ledger, dataset, render_id)  # left by a render that was killed
@@ -160,12 +179,32 @@ def _render_into(cfg: Config, dataset: str, staging: Path, lora: LoraChoice,
     rcfg = cfg.render_for(dataset)
     if not rcfg.prompts:
         raise AcewatchdError(f"render.prompts: no sample prompts configured for {dataset}")
-    calls = plan_calls(build_clips(rcfg, cfg.dataset(dataset)), rcfg.batch_size)
-    job = RenderJob(cfg, dataset, rcfg, calls, staging, {})
     if server is not None and server.managed:
         logger.info("restarting the managed ACE-Step server before loading the LoRA")
         server.restart()
     with client_factory(cfg, rcfg) as client:
+        rcfg = within_limits(rcfg, client.limits)
+        calls = plan_calls(build_clips(rcfg, cfg.dataset(dataset)), rcfg.batch_size)
+        job = RenderJob(cfg, dataset, rcfg, calls, staging, {},
+                        acestep_api=client.api_match.summary)
         render_with_lora(client, job, lora)
     shutil.rmtree(staging / ".incoming", ignore_errors=True)
     return job
+
+
+def within_limits(rcfg: Render, limits: Limits) -> Render:
+    """The render settings clamped to what this server allows: ACE-Step bounds batch size and
+    clip length by its GPU (a GPU-less server: batch 1, 180 s), and a call beyond them fails
+    with "Value 2 is greater than maximum value 1". Said once per render, in the log."""
+    if limits.max_batch is not None and rcfg.batch_size > limits.max_batch:
+        logger.warning("ACE-Step allows at most %d clip(s) per call on this machine; rendering "
+                       "with batch_size %d instead of %d", limits.max_batch, limits.max_batch,
+                       rcfg.batch_size)
+        rcfg = replace(rcfg, batch_size=max(1, limits.max_batch))
+    longest = limits.max_duration
+    if longest is not None and longest > 0 and any(p.duration > longest for p in rcfg.prompts):
+        logger.warning("ACE-Step allows clips of at most %gs on this machine; longer prompts "
+                       "are rendered at %gs", longest, longest)
+        rcfg = replace(rcfg, prompts=[replace(p, duration=min(p.duration, longest))
+                                      for p in rcfg.prompts])
+    return rcfg

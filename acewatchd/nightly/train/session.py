@@ -53,8 +53,15 @@ class _Guard(threading.Thread):
         self.client, self.env, self.window_end, self.need_ac = client, env, window_end, need_ac
         self.finished = threading.Event()
         self.reason = ""
+        self.asked = ""   # a reason from the stream (e.g. a resume ACE-Step ignored)
+
+    def request(self, why: str) -> None:
+        """Stop the training for ``why`` at the next tick (from the stream's thread)."""
+        self.asked = why
 
     def _why(self, check_power: bool) -> str:
+        if self.asked:
+            return self.asked
         if self.env.stop.is_set():
             return "acewatchd is stopping"
         if self.window_end is not None and self.env.clock.time() >= self.window_end:
@@ -106,6 +113,10 @@ class TrainingJob:
         self.run_name = ""
         self.epochs_done = 0
         self._last_logged_epoch = -1
+        self.resume_ignored = ""   # why ACE-Step is known to have started fresh instead
+        self._guard: _Guard | None = None
+        self._resumed_from = 0
+        self._first_epoch: int | None = None
 
     # -- ledger
     def _plan(self) -> None:
@@ -160,6 +171,14 @@ class TrainingJob:
                            self.epochs_done, adapter, message)
 
     def on_progress(self, prog: TrainingProgress) -> None:
+        if prog.epoch is not None and self._first_epoch is None:
+            self._first_epoch = prog.epoch
+            if self._resumed_from and prog.epoch <= self._resumed_from:
+                # V1/V2 drop a resume path they cannot use without a word (CONTRACT §9b).
+                self._resume_ignored(f"training began at epoch {prog.epoch}, not at "
+                                     f"{self._resumed_from + 1}")
+        if self.resume_ignored:
+            return  # not part of this run's curve: the run is being stopped
         now = self.env.clock.time()
         assert self.run_id is not None
         runs.add_progress(self.env.ledger, self.run_id, now, epoch=prog.epoch,
@@ -194,7 +213,8 @@ class TrainingJob:
         client.connect()
         try:
             client.load_training_dataset(self.tensor_dir)
-            guard = _Guard(client, self.env, self.window_end, self.need_ac)
+            guard = self._guard = _Guard(client, self.env, self.window_end, self.need_ac)
+            self._resumed_from, self._first_epoch = (ck.epoch if ck else 0), None
             guard.start()
             logger.info("training %s run %s: %d epochs%s", self.dataset, self.run_name,
                         self.params["epochs"], f", resuming from epoch {ck.epoch}" if ck else "")
@@ -202,24 +222,46 @@ class TrainingJob:
                 out = client.train(tensor_dir=self.tensor_dir,
                                    output_dir=layout.run_dir_rel(self.dataset, self.run_name),
                                    resume_from=self._ck_rel(ck), on_progress=self.on_progress,
-                                   **self.params)
+                                   on_notice=self._resume_ignored, **self.params)
             finally:
                 guard.done()
         finally:
             client.close()
         return self._outcome(out, guard.reason)
 
+    def _resume_ignored(self, why: str) -> None:
+        """ACE-Step started the run over instead of resuming it: stop it and say so (the
+        warning S prints, or a first epoch that is not the checkpoint's next)."""
+        if self.resume_ignored:
+            return
+        logger.warning("training %s: ACE-Step did not resume: %s", self.dataset, why)
+        self.resume_ignored = why
+        if self._guard is not None:
+            self._guard.request("ACE-Step ignored the resume checkpoint")
+
     def _outcome(self, out: TrainingOutcome, reason: str) -> TrainResult:
+        """Judge by the files, not the last line: a training acewatchd stopped also ends with
+        "Training completed!" (CONTRACT §9b); finished means final/ holds an adapter."""
         last_line = (out.text or "").strip().splitlines()[-1:] or [""]
-        if out.status == "completed":
-            adapter = layout.final_adapter(self.folder)
-            if adapter is None:
-                return self._finish(Outcome.FAILED, f"ACE-Step said complete but "
-                                    f"{self.folder}/final has no adapter_config.json")
+        if self.resume_ignored:
+            ck = self._ck_rel(layout.latest_checkpoint(self.folder))
+            return self._finish(Outcome.FAILED, (
+                f"ACE-Step did not resume from {ck} ({self.resume_ignored.strip()[:200]}); "
+                "stopped it instead of training the run again from epoch 0. Is ACE-Step "
+                "running from its own folder?"))
+        adapter = layout.final_adapter(self.folder) if out.status != "failed" else None
+        if adapter is not None and not reason:
             rel = adapter.relative_to(Path(self.cfg.acestep.root)).as_posix()
             return self._finish(Outcome.DONE, "trained", f"./{rel}")
-        if out.status == "stopped":
+        if reason or out.status == "stopped":
             return self._finish(Outcome.INTERRUPTED, reason or "stopped in ACE-Step")
+        if out.status == "completed":  # said complete, left no adapter: stopped elsewhere?
+            if layout.latest_checkpoint(self.folder) is not None:
+                return self._finish(Outcome.INTERRUPTED, "ACE-Step ended the training without "
+                                    "a final adapter (stopped outside acewatchd?); it resumes "
+                                    "from its newest checkpoint")
+            return self._finish(Outcome.FAILED, f"ACE-Step said complete but {self.folder}"
+                                "/final has no adapter_config.json")
         return self._finish(Outcome.FAILED, f"ACE-Step: {last_line[0][:300]}")
 
     def _recover(self) -> TrainResult | None:

@@ -419,10 +419,26 @@ def test_stop_event_ends_the_child_and_leaves_nothing_behind(ph: PHome) -> None:
 
 
 def test_acestep_that_cannot_run_is_a_clear_error(ph: PHome) -> None:
+    five(ph)
+    # A broken install: its package raises on import (e.g. a dependency missing from its venv).
+    (ph.ace / "acestep" / "__init__.py").write_text("raise ImportError('torchaudio is missing')\n")
+    with pytest.raises(AcewatchdError, match=r"exited with 1 .*torchaudio is missing"):
+        ph.prepare()
+    assert not list(ph.tensors.glob(".*"))
+
+
+def test_acestep_without_training_v2_is_refused_before_any_work(ph: PHome) -> None:
     import shutil
 
     five(ph)
-    shutil.rmtree(ph.ace / "acestep")  # the root is not an ACE-Step install after all
-    with pytest.raises(AcewatchdError, match=r"exited with 1 .*No module named 'acestep'"):
+    shutil.rmtree(ph.ace / "acestep" / "training_v2")  # ACE-Step before c4cdd99 (S)
+    with pytest.raises(AcewatchdError, match=r"too old.*training_v2.*update ACE-Step"):
         ph.prepare()
-    assert not list(ph.tensors.glob(".*"))
+    assert not (ph.ace / "datasets" / "acewatchd" / DS).exists()  # nothing staged
+
+
+@pytest.mark.parametrize("name", ["../../x", "/etc", "a/b", ".hidden", ""])
+def test_a_dataset_name_that_is_not_a_folder_name_is_refused(ph: PHome, name: str) -> None:
+    with pytest.raises(AcewatchdError, match="not a dataset name"):
+        prepare_dataset(ph.cfg, ph.ledger, name)
+    assert not (ph.ace / "datasets").exists() and not (ph.root / "x").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from acewatchd.acestep.errors import JobFailed
+from acewatchd.acestep.generation import Limits
 from acewatchd.config.schema import Dataset, Prompt, Render
 from acewatchd.errors import AcewatchdError
 from acewatchd.ledger.db import Ledger
@@ -266,3 +267,22 @@ def test_without_compare_base_only_lora_clips(home, tmp_path: Path) -> None:
         "01_lora_energetic.mp3", "02_lora_ballad.mp3", "03_lora_acoustic.mp3"]
     page = (folder / "index.html").read_text(encoding="utf-8")
     assert page.count("<audio ") == 3 and "Base model" not in page
+
+
+def test_render_stays_within_the_servers_limits(home, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A GPU-less ACE-Step allows batch 1 and 180 s: the render is planned within that and
+    says so once, instead of every call failing with "greater than maximum value 1"."""
+    cfg, ledger = _setup(home, extra=PROMPTS_SAME_TEXT.replace("[[render", f"[[datasets.{DATASET}.render")
+                         .replace("duration = 12.0", "duration = 240.0"))
+    add_training_run(cfg, ledger)
+    client = FakeClient(sample_mp3(tmp_path), limits=Limits(max_duration=180.0, max_batch=1))
+    with caplog.at_level("WARNING"):
+        folder = render_run(cfg, ledger, DATASET, client_factory=lambda *a: client)
+    gens = [arg for op, arg in client.log if op == "generate"]
+    assert gens and all(len(seeds) == 1 for _, seeds, _ in gens)
+    assert all(req.batch_size == 1 and req.duration <= 180 for req in client.requests)
+    warnings = [r.getMessage() for r in caplog.records if "on this machine" in r.getMessage()]
+    assert len(warnings) == 2, warnings   # one for the batch, one for the length
+    manifest = json.loads((folder / "samples.json").read_text(encoding="utf-8"))
+    assert manifest["settings"]["batch_size"] == 1

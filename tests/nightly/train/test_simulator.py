@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from acewatchd.acestep.client import AceStepClient
-from acewatchd.acestep.layout import final_adapter, latest_checkpoint, run_dir
+from acewatchd.acestep.layout import (
+    checkpoint_epoch,
+    checkpoints,
+    final_adapter,
+    latest_checkpoint,
+    run_dir,
+)
+from acewatchd.acestep.versions import V1, V2
 from acewatchd.ledger.db import Ledger
 from acewatchd.nightly.env import Hooks, NightlyEnv
 from acewatchd.nightly.render.session import render_run
@@ -33,11 +40,13 @@ NIGHT1 = datetime(2026, 6, 3, 1, tzinfo=UTC).timestamp()
 HOUR = 3600.0
 
 
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
+@pytest.fixture(scope="module", params=[V1.commit, V2.commit], ids=[V1.label, V2.label])
+def sim(request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
+    """The simulator impersonating each supported ACE-Step version in turn."""
     root = tmp_path_factory.mktemp("acestep")
-    with running_simulator(root, speed=20.0) as handle:  # 0.05 s per simulated epoch
-        yield handle
+    with running_simulator(root, speed=20.0, version=request.param) as handle:
+        yield handle  # 0.05 s per simulated epoch
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +147,13 @@ def train_rows(ledger: Ledger) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def ck_epoch(row: dict[str, Any]) -> int:
+    """The epoch of a row's checkpoint path, either naming (epoch_N, epoch_N_loss_X)."""
+    epoch = checkpoint_epoch(Path(row["checkpoint"]).name)
+    assert epoch is not None, row["checkpoint"]
+    return epoch
+
+
 def first_epoch(ledger: Ledger, run_id: int) -> int:
     row = ledger.connect().execute("SELECT MIN(epoch) FROM progress WHERE run_id=?",
                                    (run_id,)).fetchone()
@@ -156,12 +172,23 @@ def test_window_end_stops_and_resumes_over_three_nights(rig: dict[str, Any]) -> 
     assert all(r["epochs_total"] == 200 for r in rows)
     # Stopped through the same session: the server stopped well before the total (another
     # session would have been told "No training in progress" and training would have run on).
-    assert 50 <= rows[0]["epochs_done"] < 200 and rows[0]["checkpoint"].endswith("epoch_50")
-    assert rows[1]["checkpoint"].endswith(("epoch_100", "epoch_150"))
+    assert 50 <= rows[0]["epochs_done"] < 200 and ck_epoch(rows[0]) == 50
+    assert ck_epoch(rows[1]) in (100, 150)
     assert sim.call_counts().get("/stop_training", 0) - stops_before == 2
     # Each later night resumed from its checkpoint, counting the epochs already done.
     assert first_epoch(ledger, rows[1]["id"]) == 51
-    assert first_epoch(ledger, rows[2]["id"]) == int(rows[1]["checkpoint"].rsplit("_", 1)[1]) + 1
+    assert first_epoch(ledger, rows[2]["id"]) == ck_epoch(rows[1]) + 1
+    # One continuous loss curve: each night goes forward, and together they cover every epoch
+    # (a night redoes only what came after its checkpoint).
+    covered: set[int] = set()
+    for row in rows:
+        epochs = [e for (e,) in ledger.connect().execute(
+            "SELECT epoch FROM progress WHERE run_id=? AND epoch IS NOT NULL ORDER BY rowid",
+            (row["id"],))]
+        assert epochs == sorted(epochs), row
+        covered |= set(epochs)
+    assert covered == set(range(1, max(covered) + 1)) and max(covered) >= 190
+    assert len(list((rig["cfg"].acestep.root / "lora_output/acewatchd" / DS).iterdir())) == 1
     # (progress is sampled from the stream: the last item or two may be coalesced)
     assert rows[2]["epochs_done"] == 200 and max_epoch(ledger, rows[2]["id"]) >= 190
     folder = run_dir(rig["cfg"].acestep.root, DS, rows[0]["run_name"])
@@ -236,7 +263,7 @@ def test_dropped_stream_recovers_from_checkpoint(rig: dict[str, Any]) -> None:
     assert len(rows) == 1 and rows[0]["outcome"] == "done" and rows[0]["epochs_done"] == 200
     folder = run_dir(rig["cfg"].acestep.root, DS, rows[0]["run_name"])
     assert latest_checkpoint(folder) is not None
-    assert (folder / "checkpoints" / "epoch_50" / "adapter").is_dir()
+    assert [ck.epoch for ck in checkpoints(folder)][:1] == [50]
     epochs = [r[0] for r in ledger.connect().execute(
         "SELECT epoch FROM progress WHERE run_id=? ORDER BY rowid", (rows[0]["id"],))]
     # Two training calls (before and after the crash), and after the crash training went on
@@ -264,3 +291,24 @@ def test_v2_layout_resumes_from_loss_named_checkpoint_and_renders(rig_v2: dict[s
     assert len(pages) == 1, "the v2 run was rendered"
     manifest = json.loads(pages[0].read_text(encoding="utf-8"))
     assert manifest["lora"]["path"] == f"./lora_output/acewatchd/{DS}/{rows[0]['run_name']}/final"
+
+
+def test_a_resume_acestep_ignores_is_stopped_and_reported(rig: dict[str, Any]) -> None:
+    """V1/V2 silently start fresh when they cannot use the resume path: the session sees the
+    first epoch is not the checkpoint's next, stops the training, fails the night with the
+    reason and keeps the run's checkpoints and loss curve clean."""
+    ledger, sim = rig["ledger"], rig["sim"]
+    assert night(rig, NIGHT1, stop_at_epoch=60) == "interrupted"
+    sim.set_faults(["lose-resume"])
+    try:
+        assert night(rig, NIGHT1 + 24 * HOUR) == "failed"
+    finally:
+        sim.set_faults([])
+    rows = train_rows(ledger)
+    assert [r["outcome"] for r in rows] == ["interrupted", "failed"]
+    assert "did not resume" in rows[1]["message"] and "epoch 1, not at 51" in rows[1]["message"]
+    assert first_epoch(ledger, rows[1]["id"]) == 0          # no epoch of the fresh start kept
+    folder = run_dir(rig["cfg"].acestep.root, DS, rows[0]["run_name"])
+    assert final_adapter(folder) is None and ck_epoch(rows[0]) == 50
+    event = ledger.connect().execute("SELECT message FROM events ORDER BY id DESC").fetchone()
+    assert "did not resume" in event[0]
