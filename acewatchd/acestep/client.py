@@ -47,7 +47,7 @@ from acewatchd.acestep.generation import (
     collect_result,
     request_params,
 )
-from acewatchd.acestep.progress import TrainingProgress, is_failure
+from acewatchd.acestep.progress import TrainingProgress, is_failure, readable
 from acewatchd.acestep.training_stream import TrainingOutcome, follow_training
 from acewatchd.acestep.versions import VERSIONS
 
@@ -209,7 +209,7 @@ class AceStepClient:
         out = self.call(api_name, **named)
         text = str(out[0] if isinstance(out, (tuple, list)) else out)
         if failed_status(text):
-            raise JobFailed(f"ACE-Step {api_name}: {text.strip()}", endpoint=api_name)
+            raise JobFailed(f"ACE-Step {api_name}: {readable(text.strip())}", endpoint=api_name)
         return text
 
     # -- LoRA ---------------------------------------------------------------------------
@@ -266,7 +266,7 @@ class AceStepClient:
         except _NETWORK as exc:
             raise ServerUnavailable(f"lost the training stream from {self.url}: {exc}") from exc
         if outcome.status == "failed" and outcome.last is None:  # refused before any epoch
-            raise JobFailed(f"ACE-Step /training_wrapper: {outcome.text.strip()[:500]}",
+            raise JobFailed(f"ACE-Step /training_wrapper: {readable(outcome.text.strip()[:500])}",
                             endpoint="/training_wrapper")
         return outcome
 

@@ -45,6 +45,14 @@ _MARKS = tuple(sorted({m for e in _EMOJI for m in (e, _mojibake(e))} | {"\ufffd"
                       key=len, reverse=True))
 
 
+def readable(text: str) -> str:
+    """``text`` with V1's mojibake emoji put back ("â\x9dŒ Directory…" -> "❌ Directory…"), for
+    messages a user reads; the server's words are kept as they are."""
+    for emoji in sorted(_EMOJI, key=len, reverse=True):
+        text = text.replace(_mojibake(emoji), emoji)
+    return text.replace("\u00e2\u0152", "❌")
+
+
 def _words(line: str) -> str:
     """The line without its leading status marks (emoji, mojibake, U+FFFD) and spaces."""
     line = line.strip()

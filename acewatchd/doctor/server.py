@@ -98,6 +98,8 @@ def check_server(url: str, *, manage_server: bool, timeout: float = 10.0,
     try:
         with AceStepClient(url, timeout=timeout, retries=0) as client:
             checks = [reachable, api_check(client.api_match)]
+            if not manage_server:  # acewatchd's own server_command loads them
+                checks.append(check_models(client))
             if root is not None and not manage_server:
                 checks.append(check_relative_paths(client, root))
     except UnsupportedVersion as exc:
@@ -120,6 +122,33 @@ def api_check(match: ApiMatch) -> Check:
     return Check("ACE-Step API", True, f"matches the {known.label} contract ({known.commit}, "
                  f"{known.date}): every endpoint and parameter acewatchd uses"
                  + (f" (note: {warnings})" if warnings else ""))
+
+
+MODELS_CHECK = "ACE-Step models"
+
+
+class _Calls(Protocol):
+    def call(self, api_name: str, **named: Any) -> Any: ...
+
+
+def check_models(client: _Calls) -> Check:
+    """A harmless /load_lora with no path: a server that has not loaded its models (ACE-Step
+    starts with --init_service false by default) says so before it looks at the path, and
+    every training and render would fail with that."""
+    try:
+        out = client.call("/load_lora", lora_path="")
+    except AceStepError as exc:
+        return Check(MODELS_CHECK, False, f"could not ask the server: {exc}",
+                     "check that ACE-Step answers")
+    text = str(out[0] if isinstance(out, (list, tuple)) else out).strip()
+    if "not initialized" in text.lower():
+        return Check(MODELS_CHECK, False, f"the server has not loaded its models ({text})",
+                     "start ACE-Step with `--init_service true` (or load the models in its UI), "
+                     "or set [acestep] manage_server = true")
+    if "quantized" in text.lower():
+        return Check(MODELS_CHECK, False, f"LoRAs cannot be loaded: {text}",
+                     "start ACE-Step without quantization to train and render LoRAs")
+    return Check(MODELS_CHECK, True, "loaded (the server answers LoRA calls)")
 
 
 # --------------------------------------------------------------------------- relative paths

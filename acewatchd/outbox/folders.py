@@ -26,6 +26,7 @@ from acewatchd.util.files import fsync_dir
 logger = logging.getLogger(__name__)
 
 STAGING_PREFIX = ".acewatchd-staging-"
+DELETING_PREFIX = ".acewatchd-deleting-"
 LOCK_NAME = ".acewatchd-render.lock"
 RUN_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}_\d{4})_[A-Za-z0-9_-]+$")
 MANIFEST = "samples.json"
@@ -73,7 +74,7 @@ def clean_staging(dataset_dir: Path) -> None:
     if not dataset_dir.is_dir():
         return
     for child in dataset_dir.iterdir():
-        if child.name.startswith(STAGING_PREFIX) and not child.is_symlink():
+        if child.name.startswith((STAGING_PREFIX, DELETING_PREFIX)) and not child.is_symlink():
             logger.info("removing unfinished render %s", child)
             shutil.rmtree(child, ignore_errors=True)
 
@@ -126,7 +127,15 @@ def prune(outbox: Path, dataset: str, keep: int, protect: Path) -> list[Path]:
     doomed = [e.path for e in runs[keep:] if e.path != protect]
     for path in doomed:
         logger.info("retention: removing old run %s", path)
-        shutil.rmtree(path, ignore_errors=True)
+        # Out of sight first (one rename), then deleted: a kill mid-delete leaves a dot-folder
+        # the next render's clean_staging removes, never a half-deleted run on the page.
+        hidden = path.with_name(f"{DELETING_PREFIX}{path.name}")
+        try:
+            os.rename(path, hidden)
+        except OSError as exc:
+            logger.warning("retention: cannot remove %s: %s", path, exc)
+            continue
+        shutil.rmtree(hidden, ignore_errors=True)
     return doomed
 
 

@@ -102,14 +102,18 @@ def _open_temp(folder: Path) -> tuple[int, str]:
         return tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> bool:
+def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True,
+                       mode: int = 0o644) -> bool:
     """Write ``data`` to ``path`` atomically. With overwrite=False an existing file wins and
-    False is returned (os.link refuses to replace, so a racing user file is never clobbered)."""
+    False is returned (os.link refuses to replace, so a racing user file is never clobbered).
+    ``mode``: mkstemp makes 0600 files; what acewatchd writes (pages, clips, stubs) is read by
+    the user's other programs (a local web server, an editor), like the files around it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             full_fsync(fh.fileno())
@@ -132,8 +136,9 @@ def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> bo
         raise
 
 
-def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> bool:
-    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+def atomic_write_text(path: Path, text: str, *, overwrite: bool = True,
+                      mode: int = 0o644) -> bool:
+    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite, mode=mode)
 
 
 def sha256_bytes(data: bytes) -> str:

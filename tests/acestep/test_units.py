@@ -132,3 +132,11 @@ def test_fault_parsing() -> None:
     assert renamed == {"/training_wrapper": {"a": "alpha"}} and added == {"/load_lora": ["x"]}
     with pytest.raises(ValueError, match="unknown simulator fault"):
         Faults.parse(["explode"])
+
+
+def test_messages_show_v1_emoji_readably() -> None:
+    from acewatchd.acestep.progress import readable
+
+    assert readable("\u00e2\x9d\u0152 Directory not found: ./x") == "❌ Directory not found: ./x"
+    assert readable("\u00e2\u0153\u2026 Training completed!") == "✅ Training completed!"
+    assert readable("❌ already fine") == "❌ already fine"

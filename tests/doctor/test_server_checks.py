@@ -173,3 +173,29 @@ def test_each_simulated_version_is_named_or_refused(tmp_path: Path) -> None:
     assert s["ACE-Step API"].fix == versions.UPDATE_HINT
     assert PATHS_CHECK not in s  # nothing to ask a server acewatchd cannot drive
     assert not probes(ace)
+
+
+class _Answers:
+    """A client whose /load_lora answers as a real server would (helper for check_models)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    def call(self, api_name: str, **named: object) -> tuple[str]:
+        self.calls.append((api_name, named))
+        return (self.text,)
+
+
+@pytest.mark.parametrize(("answer", "ok", "words"), [
+    ("❌ Model not initialized. Please initialize service first.", False, "--init_service true"),
+    ("❌ LoRA loading is not supported on quantized models.", False, "without quantization"),
+    ("❌ Please provide a LoRA path.", True, "loaded"),
+])
+def test_models_check_reads_a_harmless_load_lora(answer: str, ok: bool, words: str) -> None:
+    from acewatchd.doctor.server import check_models
+
+    client = _Answers(answer)
+    check = check_models(client)
+    assert check.ok is ok and words in (check.detail + check.fix)
+    assert client.calls == [("/load_lora", {"lora_path": ""})]   # nothing is loaded

@@ -204,3 +204,29 @@ def test_multi_notifier_survives_a_broken_channel() -> None:
     rec = RecordingNotifier()
     MultiNotifier([Broken(), rec]).notify("t", "m", failed=True)
     assert rec.sent == [("t", "m", True)]
+
+
+def test_prune_hides_a_run_before_deleting_it(tmp_path: Path, monkeypatch) -> None:
+    """A kill mid-delete must not leave a half-deleted run visible: the run is renamed to a
+    dot-folder first, and the next render's clean_staging removes any leftover."""
+    import shutil
+
+    ds = tmp_path / "kim"
+    for stamp in ("2026-01-01_0100_r1", "2026-01-02_0100_r2", "2026-01-03_0100_r3"):
+        (ds / stamp).mkdir(parents=True)
+        (ds / stamp / "index.html").write_text("x")
+    seen: list[str] = []
+
+    def killed_mid_delete(path, *a, **kw) -> None:  # the daemon dies inside rmtree
+        seen.append(Path(path).name)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", killed_mid_delete)
+    with pytest.raises(KeyboardInterrupt):
+        outbox.prune(tmp_path, "kim", 1, ds / "2026-01-03_0100_r3")
+    assert seen == [".acewatchd-deleting-2026-01-02_0100_r2"]
+    visible = sorted(p.name for p in ds.iterdir() if not p.name.startswith("."))
+    assert visible == ["2026-01-01_0100_r1", "2026-01-03_0100_r3"]
+    monkeypatch.undo()
+    outbox.clean_staging(ds)
+    assert sorted(p.name for p in ds.iterdir()) == visible

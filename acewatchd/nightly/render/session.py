@@ -80,7 +80,10 @@ def render_with_lora(client: RenderClient, job: RenderJob, lora: LoraChoice) -> 
     try:
         client.load_lora(lora.path)
         client.set_use_lora(True)
-        client.set_lora_scale(job.rcfg.lora_scale)
+        answer = client.set_lora_scale(job.rcfg.lora_scale)
+        if answer.lstrip().startswith(("⚠", "\u00e2\u0161")):  # "scale unchanged", "partial"
+            logger.warning("ACE-Step did not fully apply LoRA scale %g: %s",
+                           job.rcfg.lora_scale, answer.strip()[:200])
         run_calls(client, job, "lora")
     except BaseException:
         _unload_quietly(client)

@@ -286,3 +286,16 @@ def test_render_stays_within_the_servers_limits(home, tmp_path: Path,
     assert len(warnings) == 2, warnings   # one for the batch, one for the length
     manifest = json.loads((folder / "samples.json").read_text(encoding="utf-8"))
     assert manifest["settings"]["batch_size"] == 1
+
+
+def test_outbox_files_are_world_readable(home, tmp_path: Path) -> None:
+    """A local web server (or another user) can serve the pages, like the clips beside them."""
+    import stat
+
+    cfg, ledger = _setup(home)
+    add_training_run(cfg, ledger)
+    folder = render_run(cfg, ledger, DATASET,
+                        client_factory=lambda *a: FakeClient(sample_mp3(tmp_path)))
+    for name in ("samples.json", "index.html", "loss.png", "playlist.m3u"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o644, name
+    assert stat.S_IMODE((cfg.paths.outbox / "index.html").stat().st_mode) == 0o644
