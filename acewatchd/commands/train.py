@@ -42,6 +42,7 @@ def _train_now(cfg: Config, dataset: str) -> int:
     env = NightlyEnv.default(ledger, lambda: cfg)
     env.server = _server_for(cfg, env.stop)
     result: dict[str, Any] = {}
+    finished = threading.Event()
 
     def work() -> None:
         try:
@@ -50,16 +51,14 @@ def _train_now(cfg: Config, dataset: str) -> int:
                                             fail_if_locked=True)
         except AlreadyRunning as exc:
             result["error"] = exc
+        finally:
+            finished.set()
 
     worker = threading.Thread(target=work, name="train-now")
     worker.start()
     try:
-        while worker.is_alive():
-            worker.join(0.5)
-    except KeyboardInterrupt:  # Ctrl-C: stop through the same session, keep the checkpoint
-        print("stopping training (it resumes from its last checkpoint next time)...")
-        env.stop.set()
-        worker.join()
+        # An event, not join(): on Python 3.11/3.12 Ctrl-C makes a waiting join return at once.
+        _wait(finished, env.stop)
     finally:
         if env.server is not None:  # a server this command started does not outlive it
             env.server.stop()
@@ -75,3 +74,17 @@ def _server_for(cfg: Config, stop: threading.Event) -> ServerManager | None:
     if not cfg.acestep.manage_server:
         return None
     return ServerManager(lambda: cfg, cfg.paths.logs, stop_event=stop)
+
+
+def _wait(finished: threading.Event, stop: threading.Event) -> None:
+    """Until the training thread ends; Ctrl-C stops the training through its own session (it
+    resumes from the last checkpoint next time) and waits for that to be recorded."""
+    while True:
+        try:
+            while not finished.wait(0.5):
+                pass
+            return
+        except KeyboardInterrupt:
+            if not stop.is_set():
+                print("stopping training (it resumes from its last checkpoint next time)...")
+                stop.set()

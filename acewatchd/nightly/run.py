@@ -111,7 +111,8 @@ def run_dataset(config: Callable[[], Config], env: NightlyEnv, dataset: str, *,
     verdict = Verdict(Outcome.FAILED, "")
     with structlog.contextvars.bound_contextvars(dataset=dataset, job=str(job)):
         try:
-            verdict = _pipeline(config(), env, dataset, window_end, force, fail_if_locked)
+            verdict = _pipeline(config(), env, dataset, window_end, force, fail_if_locked,
+                                row_id)
         except AlreadyRunning:
             _close(env, row_id, Verdict(Outcome.SKIPPED, "another training job is running"))
             raise
@@ -156,7 +157,7 @@ def _acquire(env: NightlyEnv, lock: JobLock, window_end: float | None, fail: boo
 
 
 def _pipeline(cfg: Config, env: NightlyEnv, dataset: str, window_end: float | None,
-              force: bool, fail_if_locked: bool) -> Verdict:
+              force: bool, fail_if_locked: bool, row_id: int) -> Verdict:
     lock = JobLock(cfg.paths.state)
     if not _acquire(env, lock, window_end, fail_if_locked):
         if env.stop.is_set():
@@ -164,8 +165,9 @@ def _pipeline(cfg: Config, env: NightlyEnv, dataset: str, window_end: float | No
                            "acewatchd stopped while another job held the lock")
         return Verdict(Outcome.SKIPPED, "another training job held the lock all window")
     try:
+        # Rows a dead process left 'running'; never this run's own row (a `train --now`).
         runs.mark_stale(env.ledger, (Job.TRAIN, Job.MANUAL), "the process ended mid-run",
-                        dataset=dataset)
+                        dataset=dataset, keep=row_id)
         return _gate(cfg, env, dataset, window_end, force)
     finally:
         lock.release()

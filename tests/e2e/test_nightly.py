@@ -6,6 +6,7 @@ edit."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -144,6 +145,42 @@ def test_two_nights_real_prepare_train_resume_render(chain: tuple[Path, SimHandl
     ace = json.loads(status.stdout)["acestep"]
     assert ace["contract"] == sim.version and ace["api"] in ("V1", "V2")
     assert sim.version in cli(config, "status").stdout
+
+
+@pytest.mark.epochs(2000)
+def test_ctrl_c_on_train_now_stops_the_training_and_records_it_interrupted(
+        chain: tuple[Path, SimHandle]) -> None:
+    config, sim = chain
+    cfg = load_config(config)
+    proc = subprocess.Popen([sys.executable, "-m", "acewatchd", "--config", str(config),
+                             "train", "band", "--now"], cwd=config.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        db = cfg.paths.state / "ledger.sqlite3"
+
+        def epoch() -> int:
+            try:
+                with sqlite3.connect(db, timeout=5) as conn:
+                    return int(conn.execute("SELECT MAX(epoch) FROM progress").fetchone()[0]
+                               or 0)
+            except sqlite3.Error:
+                return 0
+
+        assert _poll(lambda: epoch() >= 10, 120), "training did not start"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out
+    assert "stopping training" in out
+    with sqlite3.connect(cfg.paths.state / "ledger.sqlite3") as conn:
+        rows = conn.execute("SELECT job, outcome FROM runs WHERE job IN ('train', 'manual') "
+                            "ORDER BY id").fetchall()
+    assert rows == [("manual", "interrupted"), ("train", "interrupted")], rows
+    assert sim.call_counts().get("/stop_training", 0) >= 1     # stopped in ACE-Step itself
+    assert epoch() < 2000
 
 
 def test_train_now_refuses_while_another_job_trains(chain: tuple[Path, SimHandle]) -> None:

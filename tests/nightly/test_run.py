@@ -220,3 +220,25 @@ def test_empty_content_hash_matches_prepare(tmp_path: Path) -> None:
         assert dataset_content_hash(cfg, ledger, "empty") == EMPTY_CONTENT_HASH
     finally:
         ledger.close()
+
+
+def test_a_manual_run_never_marks_its_own_row_stale(rig: dict[str, Any]) -> None:
+    """`train --now` opens its row, then clears rows of dead processes: not its own (status
+    would show the running command as interrupted)."""
+    from acewatchd.ledger.runs import Job
+
+    ledger, stages = rig["ledger"], rig["stages"]
+    seen: list[str] = []
+    real_prepare = stages.prepare
+
+    def prepare(cfg: Any, led: Any, dataset: str, stop: Any = None) -> Any:
+        row = ledger.connect().execute("SELECT outcome FROM runs WHERE job='manual'").fetchone()
+        seen.append(row[0])
+        return real_prepare(cfg, led, dataset, stop)
+
+    stages.prepare = prepare  # type: ignore[method-assign]
+    rig["env"].hooks = stages.hooks()
+    assert run_dataset(rig["config"], rig["env"], "a", scheduled_for=None, window_end=None,
+                       job=Job.MANUAL, force=True) == "done"
+    assert seen == ["running"]
+    assert outcomes(ledger, "manual") == [("a", "done")]
