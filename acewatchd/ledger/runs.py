@@ -167,6 +167,14 @@ def loss_points(ledger: Ledger, dataset: str, run_name: str) -> list[LossPoint]:
     return [LossPoint(r[0], r[1], r[2]) for r in rows]
 
 
+def rendered_since(ledger: Ledger, dataset: str, run_id: int) -> bool:
+    """A render of ``dataset`` finished after row ``run_id`` (the training it renders)."""
+    row = ledger.connect().execute(
+        "SELECT 1 FROM runs WHERE dataset=? AND job='render' AND outcome='done' AND id > ? "
+        "LIMIT 1", (dataset, run_id)).fetchone()
+    return row is not None
+
+
 def rendered_runs(ledger: Ledger) -> list[tuple[str, str, str]]:
     """(dataset, outbox run folder, summary) of every finished render."""
     rows = ledger.connect().execute(

@@ -26,7 +26,7 @@ from acewatchd.errors import AcewatchdError, AlreadyRunning
 from acewatchd.ledger import runs
 from acewatchd.ledger.db import Ledger
 from acewatchd.ledger.events import KV_ACESTEP
-from acewatchd.ledger.runs import Job, Outcome, RunFacts
+from acewatchd.ledger.runs import Job, Outcome, RunFacts, RunRow
 from acewatchd.nightly.env import Hooks, NightlyEnv, wait_for_server
 from acewatchd.nightly.prepare import prepare
 from acewatchd.nightly.render.session import render_run
@@ -183,10 +183,12 @@ def _gate(cfg: Config, env: NightlyEnv, dataset: str, window_end: float | None,
     if content_hash == EMPTY_CONTENT_HASH:  # nothing stubbed yet: no reason to wake ACE-Step
         return Verdict(Outcome.SKIPPED, "no songs ready yet (copy audio into its drop folder)")
     why = needs_training(env.ledger, dataset, content_hash) or ("forced" if force else "")
-    if not why:
+    pending = None if why else _unrendered(cfg, env, dataset, content_hash)
+    if not why and pending is None:
         return Verdict(Outcome.SKIPPED, "unchanged since its last LoRA",
                        RunFacts(content_hash=content_hash))
-    logger.info("%s: training (%s)", dataset, why)
+    logger.info("%s: %s", dataset, f"training ({why})" if why else
+                f"rendering run {pending.run_name if pending else ''} (its render never finished)")
     if not _server_ready(env, window_end):
         if env.stop.is_set():  # not "skipped": a restart inside the window tries again
             return Verdict(Outcome.INTERRUPTED, "acewatchd stopped while waiting for ACE-Step")
@@ -194,7 +196,37 @@ def _gate(cfg: Config, env: NightlyEnv, dataset: str, window_end: float | None,
                        "the window; waiting for the next night")
     _record_acestep(cfg, env)
     with env.power.hold_awake(os.getpid()):
+        if pending is not None:
+            return _render_only(cfg, env, dataset, pending)
         return _stages(cfg, env, dataset, window_end)
+
+
+def _unrendered(cfg: Config, env: NightlyEnv, dataset: str, content_hash: str) -> RunRow | None:
+    """The finished training of this content whose samples never arrived (a render killed or
+    failed): pending work, so the next night renders it instead of skipping the dataset."""
+    hooks = env.hooks or DEFAULT_HOOKS
+    if hooks.render is None or not cfg.render_for(dataset).enabled:
+        return None
+    done = runs.last_run(env.ledger, dataset, Job.TRAIN, (Outcome.DONE,))
+    if done is None or done.content_hash != content_hash:
+        return None
+    return None if runs.rendered_since(env.ledger, dataset, done.id) else done
+
+
+def _render_only(cfg: Config, env: NightlyEnv, dataset: str, train: RunRow) -> Verdict:
+    hooks = env.hooks or DEFAULT_HOOKS
+    assert hooks.render is not None
+    _fresh_decoder(env)
+    facts = RunFacts(content_hash=train.content_hash, run_name=train.run_name)
+    try:
+        folder = hooks.render(cfg, env.ledger, dataset, run_id=train.id, checkpoint=None,
+                              server=env.server)
+    except Exception as exc:  # reported by render_run; tried again the next night
+        logger.exception("rendering %s failed", dataset)
+        return Verdict(Outcome.FAILED, f"rendering the last LoRA failed again: {exc}", facts)
+    env.server_dirty = not env.managed
+    return Verdict(Outcome.DONE, f"rendered the last LoRA to {folder} (its render had not "
+                   "finished)", facts)
 
 
 def _server_ready(env: NightlyEnv, window_end: float | None) -> bool:

@@ -33,6 +33,7 @@ from acewatchd.ledger.events import KV_SCHEDULE_NEXT
 from acewatchd.ledger.runs import Job
 from acewatchd.nightly import run as nightly_run
 from acewatchd.nightly.env import NightlyEnv
+from acewatchd.nightly.render.session import clear_unfinished
 from acewatchd.nightly.times import (
     Group,
     WakeDetector,
@@ -96,6 +97,7 @@ class SchedulerComponent:
     def start(self) -> None:
         cfg = self.ctx.config()
         self._mark_stale()
+        clear_unfinished(cfg, self.ctx.ledger)  # a render killed mid-way: rows and staging
         self._sched = BackgroundScheduler(
             jobstores={"default": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(1)}, timezone=zone_of(cfg.schedule),

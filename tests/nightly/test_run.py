@@ -242,3 +242,22 @@ def test_a_manual_run_never_marks_its_own_row_stale(rig: dict[str, Any]) -> None
                        job=Job.MANUAL, force=True) == "done"
     assert seen == ["running"]
     assert outcomes(ledger, "manual") == [("a", "done")]
+
+
+def test_a_render_that_failed_is_pending_work_the_next_night(rig: dict[str, Any]) -> None:
+    """The LoRA trained, its render died: the next night renders it alone (no retraining),
+    instead of "unchanged since its last LoRA" for ever."""
+    stages, ledger, env = rig["stages"], rig["ledger"], rig["env"]
+    stages.fail_render.add("a")
+    assert run_dataset(rig["config"], env, "a", scheduled_for=START,
+                       window_end=START + 3600) == "failed"
+    stages.fail_render.clear()
+    assert run_dataset(rig["config"], env, "a", scheduled_for=START + 86400,
+                       window_end=START + 86400 + 3600) == "done"
+    assert len(outcomes(ledger, "train")) == 1                      # not trained again
+    assert [d for d, _ in stages.rendered] == ["a", "a"]
+    last = ledger.connect().execute("SELECT message FROM runs WHERE job='nightly' ORDER BY id "
+                                    "DESC").fetchone()[0]
+    assert "render had not finished" in last
+    assert run_dataset(rig["config"], env, "a", scheduled_for=START + 2 * 86400,
+                       window_end=START + 2 * 86400 + 3600) == "skipped"   # now up to date

@@ -13,6 +13,8 @@ from typing import Any
 from acewatchd.acestep.apicheck import ApiMatch
 from acewatchd.config.load import parse_config
 from acewatchd.config.schema import Config
+from acewatchd.ledger import runs
+from acewatchd.ledger.runs import Job, Outcome
 from acewatchd.nightly.env import Hooks
 
 
@@ -40,6 +42,7 @@ class FakeStages:
     prepared: list[str] = field(default_factory=list)
     rendered: list[tuple[str, int | None]] = field(default_factory=list)
     fail_prepare: set[str] = field(default_factory=set)
+    fail_render: set[str] = field(default_factory=set)
 
     def content_hash(self, cfg: Config, ledger: Any, dataset: str) -> str:
         return self.hashes.get(dataset, "h0" * 8)
@@ -55,6 +58,11 @@ class FakeStages:
     def render(self, cfg: Config, ledger: Any, dataset: str, *, run_id: int | None = None,
                checkpoint: str | None = None, server: Any = None) -> Path:
         self.rendered.append((dataset, run_id))
+        if dataset in self.fail_render:
+            raise RuntimeError(f"render exploded for {dataset}")
+        # What the real render stage leaves in the ledger: a finished render row.
+        row = runs.open_run(ledger, dataset, Job.RENDER, 0.0)
+        runs.close_run(ledger, row, Outcome.DONE, "rendered", 0.0)
         return cfg.paths.outbox / dataset / "run"
 
     def hooks(self) -> Any:

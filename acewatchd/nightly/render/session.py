@@ -211,3 +211,24 @@ def within_limits(rcfg: Render, limits: Limits) -> Render:
         rcfg = replace(rcfg, prompts=[replace(p, duration=min(p.duration, longest))
                                       for p in rcfg.prompts])
     return rcfg
+
+
+def clear_unfinished(cfg: Config, ledger: Ledger) -> list[str]:
+    """At start-up: render rows a killed process left 'running' and its staging folders, per
+    outbox dataset whose render lock is free (a render running now keeps its own). Returns the
+    datasets cleared. The render itself is pending work the next night finds (nightly/run)."""
+    cleared: list[str] = []
+    try:
+        folders = sorted(p for p in cfg.paths.outbox.iterdir() if p.is_dir()
+                         and not p.is_symlink() and DATASET_NAME.match(p.name))
+    except OSError:
+        return cleared
+    for ds_dir in folders:
+        try:
+            with outbox.dataset_lock(ds_dir):
+                rf.mark_stale_records(ledger, ds_dir.name, 0)
+                outbox.clean_staging(ds_dir)
+        except AcewatchdError:
+            continue  # `acewatchd render` is rendering it right now
+        cleared.append(ds_dir.name)
+    return cleared

@@ -299,3 +299,20 @@ def test_outbox_files_are_world_readable(home, tmp_path: Path) -> None:
     for name in ("samples.json", "index.html", "loss.png", "playlist.m3u"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o644, name
     assert stat.S_IMODE((cfg.paths.outbox / "index.html").stat().st_mode) == 0o644
+
+
+def test_start_up_clears_a_killed_render_but_not_a_running_one(home) -> None:
+    from acewatchd.ledger import runs
+    from acewatchd.ledger.runs import Job
+    from acewatchd.nightly.render.session import clear_unfinished
+
+    cfg, ledger = _setup(home)
+    for ds in ("killed", "busy"):
+        (cfg.paths.outbox / ds / f"{outbox.STAGING_PREFIX}2026-01-01_0100_r1").mkdir(parents=True)
+        runs.open_run(ledger, ds, Job.RENDER, 1.0)
+    with outbox.dataset_lock(cfg.paths.outbox / "busy"):   # `acewatchd render` at work
+        assert clear_unfinished(cfg, ledger) == ["killed"]
+    states = dict(ledger.connect().execute("SELECT dataset, outcome FROM runs").fetchall())
+    assert states == {"killed": "interrupted", "busy": "running"}
+    assert [p.name for p in (cfg.paths.outbox / "killed").iterdir()] == [outbox.LOCK_NAME]
+    assert len(list((cfg.paths.outbox / "busy").iterdir())) == 2
