@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from acewatchd.acestep.apicheck import ApiMatch
-from acewatchd.acestep.errors import ServerUnavailable
+from acewatchd.acestep.errors import ContractMismatch, ServerUnavailable
 from acewatchd.acestep.progress import TrainingProgress
 from acewatchd.acestep.training_stream import TrainingOutcome
 from acewatchd.config.schema import Config
@@ -96,6 +96,7 @@ class NightlyEnv:
     # restarts; a managed server is restarted before the next training of the same night.
     server_dirty: bool = False
     api: ApiMatch | None = None   # which ACE-Step version answered the last connect
+    refusal: ContractMismatch | None = None  # an API acewatchd cannot drive: final tonight
 
     @classmethod
     def default(cls, ledger: Ledger, config: Callable[[], Config], **kw: Any) -> NightlyEnv:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import structlog
 
 from acewatchd.acestep import layout
+from acewatchd.acestep.errors import ContractMismatch
 from acewatchd.config.schema import Config
 from acewatchd.errors import AcewatchdError, AlreadyRunning
 from acewatchd.ledger import runs
@@ -230,6 +231,19 @@ def _render_only(cfg: Config, env: NightlyEnv, dataset: str, train: RunRow) -> V
 
 
 def _server_ready(env: NightlyEnv, window_end: float | None) -> bool:
+    """Start a managed server (with backoff) and wait until ACE-Step answers. An API acewatchd
+    cannot drive is final for the night: raised (the verdict names the mismatch) and not
+    started again for the next dataset."""
+    if env.refusal is not None:
+        raise env.refusal
+    try:
+        return _start_and_wait(env, window_end)
+    except ContractMismatch as exc:
+        env.refusal = exc
+        raise
+
+
+def _start_and_wait(env: NightlyEnv, window_end: float | None) -> bool:
     server = env.server
     if server is not None and server.managed:
         delay = env.backoff
@@ -237,6 +251,8 @@ def _server_ready(env: NightlyEnv, window_end: float | None) -> bool:
             try:
                 server.ensure_running()
                 break
+            except ContractMismatch:
+                raise
             except AcewatchdError as exc:
                 if env.stop.is_set() or (window_end is not None
                                          and env.clock.time() + delay >= window_end):

@@ -214,6 +214,7 @@ class SchedulerComponent:
             self._after_night()
 
     def _after_night(self) -> None:
+        self.env.refusal = None  # the user may update ACE-Step by day: ask again next night
         server = self.env.server
         if server is not None and server.managed and not self._stop.is_set():
             server.stop()  # free the Mac's memory by day

@@ -261,3 +261,33 @@ def test_a_render_that_failed_is_pending_work_the_next_night(rig: dict[str, Any]
     assert "render had not finished" in last
     assert run_dataset(rig["config"], env, "a", scheduled_for=START + 2 * 86400,
                        window_end=START + 2 * 86400 + 3600) == "skipped"   # now up to date
+
+
+def test_an_api_acewatchd_cannot_drive_is_refused_once_and_named(rig: dict[str, Any]) -> None:
+    """A managed server whose API does not match is not restarted all night: the first dataset
+    fails naming the mismatch, the next ones fail at once with the same words."""
+    from acewatchd.acestep.errors import ContractMismatch
+
+    class MismatchedServer:
+        managed = True
+        starts = 0
+
+        def ensure_running(self) -> None:
+            MismatchedServer.starts += 1
+            raise ContractMismatch("ACE-Step's API does not match what acewatchd needs (1 "
+                                   "mismatch(es)): /set_lora_scale scale: expected parameter")
+
+        def restart(self) -> None:
+            self.ensure_running()
+
+        def stop(self, deadline: float | None = None) -> None:
+            pass
+
+    rig["env"].server = MismatchedServer()
+    got = run_nightly(rig["config"], rig["env"], ["a", "c"], scheduled_for=START,
+                      window_end=START + 3600)
+    assert got == {"a": "failed", "c": "failed"}
+    assert MismatchedServer.starts == 1                           # refused once, not retried
+    messages = [r[0] for r in rig["ledger"].connect().execute(
+        "SELECT message FROM runs WHERE job='nightly' ORDER BY id")]
+    assert all("does not match" in m and "/set_lora_scale" in m for m in messages), messages
