@@ -131,6 +131,15 @@ def last_run(ledger: Ledger, dataset: str, job: Job,
     return _row(ledger.connect().execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone())
 
 
+def latest_per_run(ledger: Ledger, dataset: str, job: Job) -> list[RunRow]:
+    """The newest row of each named run of ``job`` (one per night), newest run first."""
+    rows = ledger.connect().execute(
+        f"{_SELECT} WHERE id IN (SELECT MAX(id) FROM runs WHERE dataset=? AND job=? AND "
+        "run_name IS NOT NULL AND run_name != '' GROUP BY run_name) ORDER BY id DESC",
+        (dataset, str(job)))
+    return [RunRow(*r) for r in rows.fetchall()]
+
+
 def named_runs(ledger: Ledger, dataset: str, jobs: tuple[Job, ...]) -> list[RunRow]:
     """Rows of ``jobs`` that name a training run, newest first."""
     rows = ledger.connect().execute(

@@ -26,7 +26,7 @@ from acewatchd.acestep.progress import TrainingProgress
 from acewatchd.acestep.training_stream import TrainingOutcome
 from acewatchd.config.schema import Config
 from acewatchd.ledger import runs
-from acewatchd.ledger.runs import Job, Outcome, RunFacts
+from acewatchd.ledger.runs import Job, Outcome, RunFacts, RunRow
 from acewatchd.nightly.env import NightlyEnv, TrainingClient, wait_for_server
 from acewatchd.nightly.train.params import train_params
 
@@ -120,13 +120,15 @@ class TrainingJob:
 
     # -- ledger
     def _plan(self) -> None:
-        """Resume the last interrupted run of the same content and parameters, else new."""
+        """Resume the newest unfinished run of the same content and parameters that has
+        checkpoints, whatever its last night's outcome (one failed session must not throw
+        away nights of training), else start a new run."""
         ledger = self.env.ledger
-        last = runs.last_run(ledger, self.dataset, Job.TRAIN)
-        if (last and last.run_name and last.outcome == Outcome.INTERRUPTED
-                and last.content_hash == self.content_hash
-                and runs.same_params(ledger, self.dataset, last.run_name, self.params)):
-            self.run_name = last.run_name
+        for row in runs.latest_per_run(ledger, self.dataset, Job.TRAIN):
+            if self._resumable(row):
+                assert row.run_name
+                self.run_name = row.run_name
+                break
         else:
             self.run_name = self._new_name()
             runs.save_params(ledger, self.dataset, self.run_name, self.params)
@@ -136,6 +138,15 @@ class TrainingJob:
                                     facts=RunFacts(self.content_hash, self.run_name,
                                                    self.params["epochs"], self.epochs_done,
                                                    self._ck_rel(ck)))
+
+    def _resumable(self, row: RunRow) -> bool:
+        if not row.run_name or row.content_hash != self.content_hash:
+            return False
+        if row.outcome == Outcome.FAILED and "did not resume" in (row.message or ""):
+            return False  # ACE-Step cannot see its checkpoints: do not fail the same way again
+        run = layout.run_dir(self.cfg.acestep.root, self.dataset, row.run_name)
+        return (layout.final_adapter(run) is None and layout.latest_checkpoint(run) is not None
+                and runs.same_params(self.env.ledger, self.dataset, row.run_name, self.params))
 
     def _new_name(self) -> str:
         """<local time>-<content hash>; never an existing folder (a new run must not pick up

@@ -312,3 +312,20 @@ def test_a_resume_acestep_ignores_is_stopped_and_reported(rig: dict[str, Any]) -
     assert final_adapter(folder) is None and ck_epoch(rows[0]) == 50
     event = ledger.connect().execute("SELECT message FROM events ORDER BY id DESC").fetchone()
     assert "did not resume" in event[0]
+
+
+def test_a_failed_session_does_not_throw_away_an_interrupted_run(rig: dict[str, Any]) -> None:
+    """Night 2 fails (an error reply); night 3 resumes night 1's run from its checkpoint
+    instead of starting a new run at epoch 1."""
+    ledger, sim = rig["ledger"], rig["sim"]
+    assert night(rig, NIGHT1, stop_at_epoch=60) == "interrupted"
+    sim.set_faults(["error=/training_wrapper:*"])
+    try:
+        assert night(rig, NIGHT1 + 24 * HOUR) == "failed"
+    finally:
+        sim.set_faults([])
+    assert night(rig, NIGHT1 + 48 * HOUR) == "done"
+    rows = train_rows(ledger)
+    assert [r["outcome"] for r in rows] == ["interrupted", "failed", "done"]
+    assert len({r["run_name"] for r in rows}) == 1              # the same run all along
+    assert first_epoch(ledger, rows[2]["id"]) == 51
