@@ -173,7 +173,15 @@ def render(report: dict[str, Any]) -> str:
     for ev in report["recent_errors"]:
         where = "/".join(x for x in (ev["dataset"], ev["subject"]) if x)
         lines.append(f"{ev['level']:<8} {ev['time']} {where}: {ev['message']}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
+
+
+def printable(line: str) -> str:
+    """File names are data: a control character (an escape sequence, a newline) or an
+    undecodable byte in one is shown escaped, never sent to the terminal as it is."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape",
+                                                          "backslashreplace").decode("ascii")
+                   for ch in line)
 
 
 def _render_runs(report: dict[str, Any]) -> list[str]:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from acewatchd.config.schema import Config
@@ -43,6 +44,13 @@ def clean_text(text: str, limit: int = _MAX_TEXT) -> str:
     flat = "".join(ch if ch.isprintable() else " " for ch in str(text))
     flat = " ".join(flat.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def private(text: str) -> str:
+    """What leaves this machine names no folder of the user's disk: the home folder becomes
+    "~" (a webhook goes to a third-party server)."""
+    home = str(Path.home())
+    return text.replace(home + "/", "~/").replace(home, "~") if len(home) > 1 else text
 
 
 def applescript_string(text: str) -> str:
@@ -94,8 +102,9 @@ class WebhookNotifier:
         headers = {"Title": header_title, "Content-Type": "text/plain; charset=utf-8",
                    "Priority": "high" if failed else "default",
                    "Tags": "warning" if failed else "musical_note"}
-        return urllib.request.Request(self.url, data=clean_text(message, 2000).encode("utf-8"),
-                                      headers=headers, method="POST")
+        body = clean_text(private(message), 2000)
+        return urllib.request.Request(self.url, data=body.encode("utf-8"), headers=headers,
+                                      method="POST")
 
     def notify(self, title: str, message: str, *, failed: bool = False) -> None:
         try:

@@ -230,3 +230,24 @@ def test_prune_hides_a_run_before_deleting_it(tmp_path: Path, monkeypatch) -> No
     monkeypatch.undo()
     outbox.clean_staging(ds)
     assert sorted(p.name for p in ds.iterdir()) == visible
+
+
+def test_webhook_body_names_no_folder_of_the_users_disk() -> None:
+    home = str(Path.home())
+    req = WebhookNotifier("https://ntfy.example/t").request(
+        "acewatchd: render failed · kim", f"{home}/ACE-Step/lora_output/x: not found", True)
+    body = (req.data or b"").decode("utf-8")
+    assert home + "/" not in body and body.startswith("~/ACE-Step/lora_output/x")
+
+
+def test_status_text_escapes_control_characters_of_file_names() -> None:
+    from acewatchd.commands.status import render
+
+    report = {"config": {"path": "c.toml", "valid": True, "error": ""},
+              "daemon": {"running": False, "pid": None}, "datasets": {}, "runs": [],
+              "last": {}, "schedule_next": {}, "acestep": {},
+              "recent_errors": [{"level": "warning", "time": "t", "dataset": "kim",
+                                 "subject": "evil\x1b[2J.mp3", "message": "bad\nline\udcb1"}]}
+    text = render(report)
+    assert "\x1b" not in text and "\\x1b[2J" in text and "\\udcb1" in text
+    assert text.count("\n") == 2          # the message's newline did not start a new line

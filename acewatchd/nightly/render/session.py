@@ -151,7 +151,9 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
         rf.write_outbox_index(cfg, ledger)
     except OSError as exc:  # the run itself is complete; the next render rewrites the index
         logger.warning("could not rewrite %s: %s", cfg.paths.outbox / "index.html", exc)
-    notifier.notify(f"acewatchd: samples ready · {dataset}", f"{summary} — {folder}")
+    # The run by its outbox name, not its absolute path (a webhook goes off this machine).
+    notifier.notify(f"acewatchd: samples ready · {dataset}",
+                    f"{summary} — outbox/{dataset}/{folder.name}")
     return folder
 
 
