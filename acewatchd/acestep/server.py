@@ -123,6 +123,21 @@ class ServerManager:
         ace = self._config().acestep
         logger.info("ACE-Step server: %s at %s", "managed" if ace.manage_server else
                     "not managed (connect only)", ace.url)
+        if ace.manage_server:
+            self._stop_orphan(ace)
+
+    def _stop_orphan(self, ace: AceStep) -> None:
+        """A server an earlier acewatchd started and never stopped (it was killed) holds the
+        Mac's memory and the port: stop it now, not only when the next night needs one (the
+        pre-start or the night starts a fresh one)."""
+        with self._lock:
+            if self._proc is not None:
+                return
+            self._proc = self._adopt_orphan(ace)
+            if self._proc is not None:
+                logger.warning("stopping the ACE-Step server (pid %s) a previous acewatchd left "
+                               "running", self._proc.pid)
+                self._stop_locked(time.monotonic() + STOP_GRACE_SECONDS)
 
     def apply_config(self, cfg: Config) -> None:
         # The getter already returns the new config; a changed command takes effect at the

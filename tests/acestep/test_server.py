@@ -108,6 +108,29 @@ def test_orphan_from_a_killed_daemon_is_taken_over_and_stopped(tmp_path: Path,
         os.killpg(orphan, signal.SIGKILL) if serverproc._pid_alive(orphan) else None
 
 
+def test_an_orphan_is_stopped_when_the_daemon_starts(tmp_path: Path, manager_for) -> None:
+    """kill -9 of the daemon left its ACE-Step running: the next daemon's start-up stops it
+    (not only the next night's run)."""
+    port = free_port()
+    cfg = write_config(tmp_path, port, sim_command(tmp_path, port))
+    crashed = ServerManager(lambda: cfg, cfg.paths.logs)
+    crashed.ensure_running()
+    orphan = crashed.pid
+    assert orphan is not None
+    crashed._proc = None  # the daemon died without stopping it (kill -9)
+    try:
+        mgr = manager_for(cfg)
+        mgr.start()                                  # the Component start, at daemon start-up
+        deadline = time.monotonic() + 10
+        while serverproc._pid_alive(orphan) and not _is_zombie(orphan) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not serverproc._pid_alive(orphan) or _is_zombie(orphan)
+        assert not mgr.running()
+    finally:
+        os.killpg(orphan, signal.SIGKILL) if serverproc._pid_alive(orphan) else None
+
+
 def _is_zombie(pid: int) -> bool:
     # The orphan is still our child in this test process; reap it.
     try:
