@@ -30,6 +30,7 @@ from typing import Any
 from acewatchd.config.schema import Config
 from acewatchd.errors import AcewatchdError
 from acewatchd.util.files import TEMP_PREFIX, atomic_write_text, fsync_dir
+from acewatchd.util.process import wait_or_stop
 
 logger = logging.getLogger(__name__)
 
@@ -117,13 +118,13 @@ def _run_child(cfg: Config, python: Path, job: Path, stop: threading.Event | Non
     logger.info("preprocessing: %s", " ".join(cmd))
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            encoding="utf-8", errors="replace")
+                            encoding="utf-8", errors="replace", start_new_session=True)
     lines: list[str] = []
     reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True,
                               name="preprocess-output")
     reader.start()
     try:
-        _wait(proc, stop)
+        wait_or_stop(proc, stop, "preprocessing")
     finally:
         reader.join(timeout=10)
     if proc.returncode != 0:
@@ -142,23 +143,6 @@ def _pump(proc: subprocess.Popen[str], lines: list[str]) -> None:
             logger.info("preprocess progress %s", line.partition(" ")[2])
         elif line.strip():
             logger.info("acestep: %s", line)
-
-
-def _wait(proc: subprocess.Popen[str], stop: threading.Event | None) -> None:
-    while True:
-        try:
-            proc.wait(timeout=0.2)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-        if stop is not None and stop.is_set():
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            raise AcewatchdError("preprocessing interrupted (acewatchd is stopping)")
 
 
 def _collect(out: Path, tensor_dir: Path, entries: list[dict[str, Any]],

@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from acewatchd.nightly.prepare.dataset import build as build_dataset
 from acewatchd.nightly.prepare.staging import SourceSample, collect_samples, stage
 from acewatchd.util.files import TEMP_PREFIX, atomic_write_text
 from acewatchd.util.locks import dataset_lock
+from acewatchd.util.process import wait_or_stop
 
 logger = logging.getLogger(__name__)
 
@@ -196,11 +198,16 @@ class _Prepare:
         report = self.root / f"{TEMP_PREFIX}sanitize.json"
         cmd = [sys.executable, "-m", "acewatchd", "sanitize", str(self.tensors), "--report",
                str(report)]
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              check=False)
+        # Its own process group, ended with the daemon (torch only ever loads in this child).
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            wait_or_stop(proc, self.stop, "sanitizing")
+            out.seek(0)
+            output = out.read()
         if proc.returncode not in (0, 1) or not report.is_file():
             raise AcewatchdError(f"sanitizer failed for {self.tensors} (exit {proc.returncode}):"
-                                 f" {(proc.stderr or proc.stdout).strip()[-300:]}")
+                                 f" {output.strip()[-300:]}")
         files = json.loads(report.read_text(encoding="utf-8"))["files"]
         report.unlink()
         by_stem = {sha[:16]: sha for sha in self.by_sha}
