@@ -25,6 +25,7 @@ from acewatchd.acestep.errors import AceStepError, ServerUnavailable
 from acewatchd.acestep.progress import TrainingProgress
 from acewatchd.acestep.training_stream import TrainingOutcome
 from acewatchd.config.schema import Config
+from acewatchd.errors import AcewatchdError
 from acewatchd.ledger import runs
 from acewatchd.ledger.runs import Job, Outcome, RunFacts, RunRow
 from acewatchd.nightly.env import NightlyEnv, TrainingClient, wait_for_server
@@ -276,17 +277,18 @@ class TrainingJob:
         return self._finish(Outcome.FAILED, f"ACE-Step: {last_line[0][:300]}")
 
     def _recover(self) -> TrainResult | None:
-        """After a lost stream: wait for the server, then for the old session to go quiet.
-        Returns a result to end with, or None to resume from the newest checkpoint."""
+        """After a lost stream: a managed server that died is started again (its session is
+        gone with it, so nothing to wait for); else wait for the server, then for the old
+        session to go quiet. Returns a result to end with, or None to resume from the newest
+        checkpoint."""
+        restarted = self._restart_dead_server()
+        if isinstance(restarted, TrainResult):
+            return restarted
         if not wait_for_server(self.env, self.window_end):
             return self._finish(Outcome.INTERRUPTED,
                                 "ACE-Step unreachable after the stream was lost")
-        while time.time() - layout.newest_mtime(self.folder) < self.env.quiet_seconds:
-            # The old session may still be training (only the stream was lost): it cannot be
-            # stopped from a new session, so wait for it to finish or go quiet.
-            if layout.final_adapter(self.folder) is not None or self._out_of_time():
-                break
-            self.env.clock.sleep(min(5.0, self.env.quiet_seconds / 4), self.env.stop)
+        if not restarted:
+            self._wait_quiet()
         adapter = layout.final_adapter(self.folder)
         if adapter is not None:  # the run folder is this run's own: the old session finished
             rel = adapter.relative_to(Path(self.cfg.acestep.root)).as_posix()
@@ -295,6 +297,31 @@ class TrainingJob:
         if self._out_of_time():
             return self._finish(Outcome.INTERRUPTED, "window ended while recovering")
         return None
+
+    def _restart_dead_server(self) -> bool | TrainResult:
+        server = self.env.server
+        if server is None or not server.managed or server.running():
+            return False
+        logger.warning("training %s: the managed ACE-Step died; starting it again to resume "
+                       "from the newest checkpoint", self.dataset)
+        try:
+            server.ensure_running()
+        except AcewatchdError as exc:
+            return self._finish(Outcome.INTERRUPTED, f"ACE-Step died and did not start again: "
+                                f"{exc}")
+        return True
+
+    def _wait_quiet(self) -> None:
+        """The old session may still be training (only the stream was lost): it cannot be
+        stopped from a new session, so wait until it finishes or its folder goes quiet."""
+        if time.time() - layout.newest_mtime(self.folder) < self.env.quiet_seconds:
+            logger.info("training %s: waiting until %s has had no new file for %.0fs (an "
+                        "earlier ACE-Step session may still be training it)", self.dataset,
+                        self.folder, self.env.quiet_seconds)
+        while time.time() - layout.newest_mtime(self.folder) < self.env.quiet_seconds:
+            if layout.final_adapter(self.folder) is not None or self._out_of_time():
+                break
+            self.env.clock.sleep(min(5.0, self.env.quiet_seconds / 4), self.env.stop)
 
     def _out_of_time(self) -> bool:
         return self.env.out_of_time(self.window_end)

@@ -329,3 +329,48 @@ def test_a_failed_session_does_not_throw_away_an_interrupted_run(rig: dict[str, 
     assert [r["outcome"] for r in rows] == ["interrupted", "failed", "done"]
     assert len({r["run_name"] for r in rows}) == 1              # the same run all along
     assert first_epoch(ledger, rows[2]["id"]) == 51
+
+
+class SimServer:
+    """The simulator as a managed server (what ServerManager is to a real ACE-Step)."""
+
+    managed = True
+
+    def __init__(self, sim: SimHandle) -> None:
+        self.sim, self.starts = sim, 0
+
+    def running(self) -> bool:
+        return self.sim.alive()
+
+    def ensure_running(self) -> None:
+        if not self.sim.alive():
+            self.sim.stop()   # reap the dead process
+            self.sim.start()
+            self.starts += 1
+
+    def restart(self) -> None:
+        self.sim.stop()
+        self.ensure_running()
+
+    def stop(self, deadline: float | None = None) -> None:
+        pass  # the module's simulator outlives the test
+
+
+def test_a_managed_server_that_dies_is_restarted_and_the_run_resumes(
+        rig: dict[str, Any]) -> None:
+    """ACE-Step dies mid-training: acewatchd starts it again itself and resumes from the
+    newest checkpoint at once (the old session died with it: no quiet period to wait)."""
+    sim, ledger, env = rig["sim"], rig["ledger"], rig["env"]
+    server = SimServer(sim)
+    env.server = server
+    env.quiet_seconds = 3600.0          # waiting it out would time the test out
+    sim.set_faults(["drop=50"])
+    started = time.monotonic()
+    assert night(rig, NIGHT1) == "done"
+    assert time.monotonic() - started < 200
+    assert server.starts == 1
+    rows = train_rows(ledger)
+    assert len(rows) == 1 and rows[0]["outcome"] == "done" and rows[0]["epochs_done"] == 200
+    epochs = [e for (e,) in ledger.connect().execute(
+        "SELECT epoch FROM progress WHERE run_id=? ORDER BY rowid", (rows[0]["id"],))]
+    assert 51 in epochs and epochs == sorted(epochs)
