@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from acewatchd.errors import AcewatchdError
 from acewatchd.ledger import events
 from acewatchd.ledger.events import EventLevel
 
@@ -107,9 +108,16 @@ SCHEMA: list[str] = [
 class Ledger:
     def __init__(self, state_dir: Path) -> None:
         self.path = Path(state_dir) / DB_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._migrate()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:  # read-only, full, or not a folder at all
+            self.close()
+            raise AcewatchdError(
+                f"{self.path}: cannot open the ledger for writing ({exc}); check that "
+                f"{self.path.parent} is a writable folder ([paths] state) and the disk has "
+                "room") from exc
 
     def connect(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""
@@ -148,8 +156,6 @@ class Ledger:
         conn = self.connect()
         version = self.schema_version()
         if version > len(SCHEMA):
-            from acewatchd.errors import AcewatchdError
-
             raise AcewatchdError(f"{self.path}: ledger schema v{version} is newer than this "
                                  f"acewatchd (v{len(SCHEMA)}); upgrade acewatchd")
         for index in range(version, len(SCHEMA)):

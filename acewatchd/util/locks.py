@@ -40,8 +40,12 @@ class FileLock:
 
     def try_acquire(self, retries: int = 0) -> bool:
         """Take the lock without blocking (a few short retries if asked); False if taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # read-only, full, or a file where the folder should be
+            raise AcewatchdError(f"{self.path}: cannot create the lock file ({exc}); check "
+                                 f"that {self.path.parent} is a writable folder") from exc
         for attempt in range(retries + 1):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from acewatchd.ledger import events
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.db import Ledger
@@ -54,3 +56,31 @@ def test_kv_round_trip_and_named_keys(tmp_path: Path) -> None:
     assert events.all_kv(ledger.connect()) == {"schedule.next": '{"a": 2}', "config.error": ""}
     assert events.train_params_key("kim", "r1") == "train.params.kim.r1"
     ledger.close()
+
+
+def test_an_unwritable_state_folder_is_one_clear_error(tmp_path: Path) -> None:
+    """Not SIGBUS, not "unexpected error": the path and what to check. (Root writes through
+    permissions, so the ledger's place is taken by a folder here.)"""
+    from acewatchd.errors import AcewatchdError
+
+    (tmp_path / "state" / "ledger.sqlite3").mkdir(parents=True)
+    with pytest.raises(AcewatchdError, match=r"ledger\.sqlite3: cannot open the ledger .*"
+                                             r"writable folder \(\[paths\] state\)"):
+        Ledger(tmp_path / "state")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(AcewatchdError, match="cannot open the ledger"):
+        Ledger(tmp_path / "file")                  # state is a file, not a folder
+
+
+def test_scan_with_an_unwritable_state_exits_with_the_path(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "ace").mkdir()
+    (tmp_path / "state").write_text("not a folder")
+    (tmp_path / "config.toml").write_text(f'[acestep]\nroot = "{tmp_path / "ace"}"\n')
+    done = subprocess.run([sys.executable, "-m", "acewatchd", "--config",
+                           str(tmp_path / "config.toml"), "scan"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert str(tmp_path / "state") in done.stderr and "writable folder" in done.stderr
