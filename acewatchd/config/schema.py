@@ -231,6 +231,9 @@ class Dataset:
         "`true`: lyrics stubs say `[Instrumental]`"))
     language: str = field(default="unknown", metadata=_meta(
         "vocal language (ISO code) or `unknown`"))
+    tag_encoding: str = field(default="", metadata=_meta(
+        "legacy byte encoding of latin-1-marked tags (e.g. `cp949`); empty = by `language`,"
+        " else guessed"))
     caption_template: str = field(
         default="{tag}, {genre}, {decade}, {artist} style, {bpm}, {key}",
         metadata=_meta("caption stubs; fields: tag, title, artist, album, genre, decade, year,"

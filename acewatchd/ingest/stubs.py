@@ -20,6 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acewatchd.config.schema import Dataset
+from acewatchd.ingest.captions import (
+    genres,
+    name_from_stem,
+    normalize_bpm,
+    normalize_key,
+    tag_value,
+)
+from acewatchd.ingest.lyrics import clean_lyrics, encoding_for
 from acewatchd.ingest.tags import AudioInfo
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.files import record_stub, stub_hash
@@ -40,13 +48,22 @@ def stub_path(audio: Path, kind: str) -> Path:
 
 
 def caption_fields(info: AudioInfo, ds: Dataset) -> dict[str, str]:
-    bpm = info.bpm.split(".")[0].strip() or (str(ds.bpm) if ds.bpm else "")
+    """Placeholder values: legacy bytes decoded by the dataset's codepage, ripper placeholders
+    and bracketed noise gone, key/BPM as dataset.json spells them (ingest.captions)."""
+    info = info.reencoded(encoding_for(ds.language, ds.tag_encoding))
+    bpm = normalize_bpm(info.bpm) or normalize_bpm(ds.bpm)
+    tag = ds.tag.strip()
+    artist = tag_value(info.artist)
+    if tag and _one_line(artist).casefold() == _one_line(tag).casefold():
+        artist = ""  # the trigger word already names the artist
     return {
-        "tag": ds.tag.strip(), "title": info.title, "artist": info.artist, "album": info.album,
-        "genre": info.genre or ds.genre, "year": info.year, "decade": info.decade,
-        "bpm": f"{bpm} bpm" if bpm.isdigit() and int(bpm) > 0 else "",
-        "key": info.key or ds.keyscale, "language": "" if ds.language == "unknown" else
-        ds.language, "timesignature": f"{ds.timesignature}/4" if ds.timesignature else "",
+        "tag": tag, "title": tag_value(info.title), "artist": artist,
+        "album": tag_value(info.album),
+        "genre": ", ".join(genres(info.genre) or genres(ds.genre)), "year": info.year,
+        "decade": info.decade, "bpm": f"{bpm} bpm" if bpm else "",
+        "key": normalize_key(info.key) or ds.keyscale.strip(),  # as dataset.json's keyscale
+        "language": "" if ds.language == "unknown" else ds.language,
+        "timesignature": f"{ds.timesignature}/4" if ds.timesignature else "",
     }
 
 
@@ -58,20 +75,23 @@ def caption_text(info: AudioInfo, ds: Dataset, stem: str) -> str:
         if names and not any(values.get(n, "") for n in names):
             continue  # every placeholder empty: drop the whole descriptor ("{artist} style")
         text = segment.format_map(_Blank(values)).strip()
-        parts.append(re.sub(r"\s+", " ", text))
+        # A multi-value genre ("Rock, Ballad") is several descriptors, each deduplicated.
+        parts.extend(re.sub(r"\s+", " ", p).strip() for p in text.split(","))
     parts = [p for p in _dedupe(parts) if p]
     if values["tag"] and "tag" not in _placeholders(ds.caption_template):
         parts = parts + [values["tag"]] if ds.tag_position == "append" else [values["tag"], *parts]
     if not parts or parts == [values["tag"]]:
         # No usable tags: ACE-Step's own fallback is the file name as words.
-        parts = _dedupe([*parts, re.sub(r"[_-]+", " ", stem).strip()])
+        name = name_from_stem(stem) or re.sub(r"[_-]+", " ", stem).strip()
+        parts = _dedupe([*parts, " ".join(name.split())])
     return ", ".join(parts) + "\n"
 
 
 def lyrics_text(info: AudioInfo, ds: Dataset) -> str:
-    if ds.instrumental or not info.lyrics.strip():
+    if ds.instrumental:
         return INSTRUMENTAL + "\n"
-    return info.lyrics.strip() + "\n"
+    lyrics = clean_lyrics(info.reencoded(encoding_for(ds.language, ds.tag_encoding)).lyrics)
+    return (lyrics or INSTRUMENTAL) + "\n"
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ called, who made it, which lyrics). mutagen's container classes name the same fa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from acewatchd.ingest.lyrics import clean_lyrics, read_lrc, repair
 
 # field -> (ID3 frame ids, Vorbis/FLAC comment names, MP4 atoms)
 _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
@@ -21,8 +23,12 @@ _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "year": (("TDRC", "TYER", "TDOR"), ("date", "year"), ("\xa9day",)),
     "bpm": (("TBPM",), ("bpm",), ("tmpo",)),
     "key": (("TKEY",), ("initialkey", "key"), ("----:com.apple.iTunes:initialkey",)),
-    "lyrics": (("USLT",), ("lyrics", "unsyncedlyrics"), ("\xa9lyr",)),
 }
+# Lyrics live in more places: every USLT (any language/description), TXXX frames named like
+# these or `lyrics-<lang>` (what ffmpeg writes converting a file with lyrics), SYLT, and APEv2.
+_LYRICS_VORBIS = ("lyrics", "unsyncedlyrics", "unsynced lyrics", "unsynced_lyrics", "uslt",
+                  "\xa9lyr", "Lyrics")
+_LYRICS_TXXX = ("lyrics", "unsyncedlyrics", "unsynced lyrics", "uslt")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,17 @@ class AudioInfo:
     bpm: str = ""
     key: str = ""
     lyrics: str = ""
+    # (field, text as read) for ID3 frames marked latin-1: legacy CP949/Shift-JIS/GBK bytes
+    # are guessed at read time; reencoded() redoes them with a dataset's known codepage.
+    latin1: tuple[tuple[str, str], ...] = ()
+
+    def reencoded(self, encoding: str) -> AudioInfo:
+        """These tags with latin-1-marked frames decoded as ``encoding`` (no-op if '')."""
+        if not encoding or not self.latin1:
+            return self
+        changes: dict[str, Any] = {name: _finish(name, repair(text, encoding))
+                                   for name, text in self.latin1}
+        return replace(self, **changes)
 
     @property
     def decade(self) -> str:
@@ -65,9 +82,66 @@ def read_audio(path: Path) -> AudioInfo:
         raise TagError("mutagen does not recognise it as any audio format")
     duration = float(getattr(audio.info, "length", 0.0) or 0.0)
     tags = audio.tags
-    values = {name: _clean(_lookup(tags, spellings)) for name, spellings in _FIELDS.items()}
+    latin1: list[tuple[str, str]] = []
+    values = {name: _lookup(tags, spellings, name, latin1) for name, spellings in _FIELDS.items()}
+    values["lyrics"] = _lyrics(tags, path, latin1)
+    values = {name: _finish(name, repair(text) if (name, text) in latin1 else text)
+              for name, text in values.items()}
     return AudioInfo(duration=duration, format=type(audio).__name__,
-                     present=_present(path, audio.info, duration), **values)
+                     present=_present(path, audio.info, duration), latin1=tuple(latin1),
+                     **values)
+
+
+def _finish(name: str, text: str) -> str:
+    return clean_lyrics(text) if name == "lyrics" else _clean(text)
+
+
+def _lyrics(tags: Any, path: Path, latin1: list[tuple[str, str]]) -> str:
+    """Embedded lyrics from any of their homes, else a ``<stem>.lrc`` beside the song."""
+    text = ""
+    if tags is not None and hasattr(tags, "getall"):
+        text = _id3_lyrics(tags, latin1)
+    elif tags is not None:
+        text = _lookup(tags, ((), _LYRICS_VORBIS, ()), "lyrics", latin1)
+    if not text.strip():
+        text = _ape_lyrics(path, tags)
+    if not text.strip():
+        text = read_lrc(path)
+    return text
+
+
+def _id3_lyrics(tags: Any, latin1: list[tuple[str, str]]) -> str:
+    candidates: list[tuple[Any, str]] = []
+    for frame in tags.getall("USLT"):
+        candidates.append((frame, str(getattr(frame, "text", ""))))
+    for frame in tags.getall("TXXX"):
+        desc = str(getattr(frame, "desc", "")).strip().casefold()
+        if desc in _LYRICS_TXXX or desc.startswith(("lyrics-", "lyrics ")):
+            candidates.append((frame, "\n".join(str(t) for t in frame.text)))
+    for frame in tags.getall("SYLT"):
+        pieces = [str(t) for t, _ in getattr(frame, "text", [])]
+        joiner = "" if any("\n" in p for p in pieces) else "\n"
+        candidates.append((frame, joiner.join(pieces)))
+    for frame, text in candidates:
+        if text.strip():
+            if getattr(frame, "encoding", None) == 0:
+                latin1.append(("lyrics", text))
+            return text
+    return ""
+
+
+def _ape_lyrics(path: Path, tags: Any) -> str:
+    """APEv2 ``Lyrics``: the file's own tags (WavPack, Monkey's Audio, Musepack) or an APEv2
+    block some taggers append to an MP3 beside its ID3."""
+    if tags is not None and type(tags).__name__ == "APEv2":
+        return ""  # already looked up through the Vorbis-style names
+    try:
+        from mutagen.apev2 import APEv2
+
+        ape = APEv2(path)
+    except Exception:  # noqa: BLE001 - unreadable APE tags only lose a hint
+        return ""
+    return _value_text(ape.get("Lyrics")) or _value_text(ape.get("Unsyncedlyrics"))
 
 
 def _present(path: Path, info: Any, duration: float) -> float:
@@ -79,7 +153,8 @@ def _present(path: Path, info: Any, duration: float) -> float:
     return max(0.0, (path.stat().st_size - int(offset)) / float(promised))
 
 
-def _lookup(tags: Any, spellings: tuple[tuple[str, ...], ...]) -> str:
+def _lookup(tags: Any, spellings: tuple[tuple[str, ...], ...], name: str = "",
+            latin1: list[tuple[str, str]] | None = None) -> str:
     if tags is None:
         return ""
     id3_ids, vorbis, mp4 = spellings
@@ -88,6 +163,8 @@ def _lookup(tags: Any, spellings: tuple[tuple[str, ...], ...]) -> str:
             for frame in tags.getall(frame_id):
                 text = _frame_text(frame)
                 if text:
+                    if latin1 is not None and getattr(frame, "encoding", None) == 0:
+                        latin1.append((name, text))
                     return text
         return ""
     for name in (*vorbis, *mp4):
@@ -102,6 +179,9 @@ def _lookup(tags: Any, spellings: tuple[tuple[str, ...], ...]) -> str:
 
 
 def _frame_text(frame: Any) -> str:
+    if getattr(frame, "FrameID", "") == "TCON":
+        genres = list(getattr(frame, "genres", []) or [])  # '(17)' -> 'Rock', several values
+        return "; ".join(str(g) for g in genres if str(g).strip())
     text = getattr(frame, "text", "")
     if isinstance(text, list):
         return "; ".join(str(t) for t in text if str(t).strip())

@@ -7,17 +7,15 @@ genre come from the file's tags when they can be read, else from the dataset's s
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from acewatchd.acestep.dataset_json import INSTRUMENTAL
 from acewatchd.config.schema import Dataset
+from acewatchd.ingest.captions import normalize_bpm, normalize_key
 from acewatchd.ingest.tags import read_audio
 from acewatchd.nightly.prepare.staging import SourceSample
-
-_KEY = re.compile(r"^([A-Ga-g])([#b♯♭]?)\s*(m|min|minor|maj|major)?$")
 
 
 def build(name: str, ds: Dataset, samples: list[SourceSample], staged: list[Path]) -> dict[str,
@@ -72,19 +70,10 @@ def _tags(path: Path) -> object | None:
 
 
 def _bpm(text: str) -> int | None:
-    try:
-        value = round(float(text.strip()))
-    except (ValueError, AttributeError):
-        return None
-    return value if 30 <= value <= 300 else None
+    """Same normaliser as the caption stub's ``{bpm}`` (ingest.captions)."""
+    return normalize_bpm(text)
 
 
 def _keyscale(text: str) -> str:
-    """'Am' -> 'A minor', 'F#' -> 'F# major' (ACE-Step's form); other spellings kept as is."""
-    match = _KEY.match((text or "").strip())
-    if not match:
-        return (text or "").strip()
-    note, accidental, mode = match.groups()
-    accidental = {"♯": "#", "♭": "b"}.get(accidental, accidental)
-    minor = mode in ("m", "min", "minor")
-    return f"{note.upper()}{accidental} {'minor' if minor else 'major'}"
+    """'Am' -> 'A minor', 'F#' -> 'F# major', '8A' -> 'A minor': the caption's ``{key}``."""
+    return normalize_key(text or "")

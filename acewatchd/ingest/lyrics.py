@@ -1,0 +1,154 @@
+"""Lyrics text: legacy-encoding repair, LRC timestamps and header tags removed.
+
+ACE-Step reads ``[...]`` in lyrics as section markers, so ``[00:12.34]`` times and ``[ti:...]``
+headers from LRC files (or SYLT/ffmpeg-converted tags) must go; ``[Verse]``/``[Chorus]`` stay.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import unicodedata
+from pathlib import Path
+
+LRC_MAX_BYTES = 1 << 20
+
+_TIME = re.compile(r"[\[<]\d{1,3}:\d{1,2}(?:[.:]\d{1,3})?[\]>]")
+_HEADER = re.compile(
+    r"^\s*\[(?:ti|ar|al|au|by|offset|length|re|ve|id|la|lr|tool|#)\s*:[^\]]*\]\s*$", re.I)
+
+# Dataset language -> the legacy codepage its tags were usually written in.
+LANGUAGE_ENCODINGS = {"ko": "cp949", "ja": "cp932", "zh": "gb18030"}
+# Guess order: EUC-KR (strict KS X 1001) before Shift-JIS before GBK, then the wider supersets.
+_GUESSES = ("euc_kr", "shift_jis", "gbk", "cp949", "cp932", "gb18030")
+
+
+def clean_lyrics(text: str) -> str:
+    """Lyrics without LRC times/headers, CRLF and NULs; blank-line runs collapsed to one."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if _HEADER.match(line):
+            continue
+        timed = bool(_TIME.search(line))
+        line = _TIME.sub("", line).strip() if timed else line.rstrip()
+        if timed and not line:
+            continue  # a time with no words (an instrumental gap marker)
+        if not line and (not lines or not lines[-1]):
+            continue
+        lines.append(line)
+    return "\n".join(lines).strip()
+
+
+def encoding_for(language: str, tag_encoding: str) -> str:
+    """The explicit codepage for a dataset: ``tag_encoding``, else by ``language``, else ''."""
+    if tag_encoding.strip():
+        return tag_encoding.strip()
+    return LANGUAGE_ENCODINGS.get(language.strip().lower().split("-")[0], "")
+
+
+def repair(text: str, encoding: str = "") -> str:
+    """Undo legacy bytes read as latin-1 (``±è°æÈ£`` -> ``김경호``). Text that is not
+    latin-1-only, or whose bytes do not decode to CJK, is returned unchanged ("Café" stays)."""
+    if not text or all(ord(c) < 0x80 for c in text) or any(ord(c) > 0xFF for c in text):
+        return text
+    if _plausible_latin(text):
+        return text  # "Mötley Crüe" also decodes as GBK Han: accented letters win
+    raw = text.encode("latin-1")
+    if encoding:
+        try:
+            fixed = raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            return text
+        return fixed if _score(fixed) > 0 else text
+    return decode_guess(raw, fallback=text)
+
+
+def _plausible_latin(text: str) -> bool:
+    """Every non-ASCII character a Latin letter, none in a run longer than two ("ção")."""
+    run = 0
+    for ch in text:
+        if ord(ch) < 0x80:
+            run = 0
+            continue
+        run += 1
+        if run > 2 or not unicodedata.category(ch).startswith("L"):
+            return False
+    return True
+
+
+def decode_guess(raw: bytes, *, fallback: str | None = None) -> str:
+    """Best CJK decoding of ``raw`` (most Hangul/Kana/Han, no controls); else ``fallback``
+    (or latin-1)."""
+    best, best_score = None, 0
+    for codec in _GUESSES:
+        try:
+            candidate = raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        score = _score(candidate)
+        if score > best_score:
+            best, best_score = candidate, score
+    if best is not None:
+        return best
+    return fallback if fallback is not None else raw.decode("latin-1")
+
+
+def decode_bytes(raw: bytes, encoding: str = "") -> str:
+    """A text file's bytes: UTF-8 (with or without BOM), else the explicit codepage, else a
+    guess, else latin-1."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    if encoding:
+        try:
+            return raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return decode_guess(raw)
+
+
+def read_lrc(audio: Path) -> str:
+    """``<stem>.lrc`` beside ``audio`` as text, '' unless it is a regular file (not a
+    symlink) under 1 MB."""
+    path = audio.with_name(f"{audio.stem}.lrc")
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size >= LRC_MAX_BYTES:
+            return ""
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        raw = os.read(fd, LRC_MAX_BYTES)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    return decode_bytes(raw)
+
+
+def _score(text: str) -> int:
+    """CJK characters in ``text``; 0 when anything looks like garbage (controls, private use,
+    half-width katakana, replacement characters)."""
+    score = 0
+    for ch in text:
+        if ch in "\n\t":
+            continue
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Co", "Cn", "Cs") or ch == "\ufffd" or "\uff61" <= ch <= "\uff9f":
+            return 0
+        if ("\uac00" <= ch <= "\ud7a3" or "\u3040" <= ch <= "\u30ff"
+                or "\u4e00" <= ch <= "\u9fff"):
+            score += 1
+    return score

@@ -1,0 +1,344 @@
+"""Real files (ffmpeg + mutagen) for every shape lyrics and legacy-encoded tags come in, and the
+caption table for junk-free descriptors (issue 12 items 1, 2, 7)."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from acewatchd.config.schema import Dataset
+from acewatchd.demo.audiogen import ffmpeg_path
+from acewatchd.ingest.captions import genres, name_from_stem, normalize_bpm, normalize_key
+from acewatchd.ingest.lyrics import clean_lyrics
+from acewatchd.ingest.stubs import caption_text, lyrics_text
+from acewatchd.ingest.tags import AudioInfo, read_audio
+from acewatchd.nightly.prepare.dataset import _bpm, _keyscale
+
+LYRICS = "[Verse]\n어느새 나는\n그대 곁에"
+LRC = ("[ti:사랑했지만]\n[ar:김경호]\n[al:Album]\n[by:someone]\n[offset:+120]\n[length:03:40]\n"
+       "[re:LRC Editor]\n[ve:1.0]\n[Verse]\n[00:12.34]어느새 나는\n[00:15.00][01:02]그대 곁에\n"
+       "[00:20.345]\n")
+KIM = "김경호"
+MOJIBAKE = KIM.encode("cp949").decode("latin-1")  # '±è°æÈ£'
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_path(), "-nostdin", "-loglevel", "error", "-y", *args], check=True,
+                   stdin=subprocess.DEVNULL)
+
+
+def _tone(path: Path, *extra: str) -> Path:
+    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=2:sample_rate=44100", *extra,
+            str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+def _mp3(media: Path, name: str) -> Path:
+    return _tone(media / name, "-b:a", "32k")
+
+
+def _id3(path: Path, *frames: object, v2: int = 4) -> None:
+    from mutagen.id3 import ID3, ID3NoHeaderError
+
+    try:
+        id3 = ID3(path)
+    except ID3NoHeaderError:
+        id3 = ID3()
+    for frame in frames:
+        id3.add(frame)
+    id3.save(path, v2_version=v2)
+
+
+# --------------------------------------------------------------------------- lyrics, item 1
+
+
+def test_uslt_any_language_and_description(media: Path) -> None:
+    from mutagen.id3 import USLT
+
+    path = _mp3(media, "uslt.mp3")
+    _id3(path, USLT(encoding=3, lang="eng", desc="Lyrics by X", text=LYRICS))
+    assert read_audio(path).lyrics == LYRICS
+
+
+@pytest.mark.parametrize("desc", ["LYRICS", "UNSYNCEDLYRICS", "USLT", "lyrics-kor",
+                                  "unsynced lyrics"])
+def test_txxx_lyrics(media: Path, desc: str) -> None:
+    from mutagen.id3 import TXXX
+
+    path = _mp3(media, f"txxx-{desc.replace(' ', '_')}.mp3")
+    _id3(path, TXXX(encoding=3, desc=desc, text=[LYRICS]))
+    assert read_audio(path).lyrics == LYRICS
+
+
+def test_sylt_text_without_times(media: Path) -> None:
+    from mutagen.id3 import SYLT
+
+    path = _mp3(media, "sylt.mp3")
+    _id3(path, SYLT(encoding=3, lang="kor", format=2, type=1, desc="",
+                    text=[("어느새 나는", 12000), ("그대 곁에", 15000)]))
+    assert read_audio(path).lyrics == "어느새 나는\n그대 곁에"
+
+
+@pytest.mark.parametrize("name", ["LYRICS", "UNSYNCEDLYRICS", "UNSYNCED LYRICS"])
+def test_flac_vorbis_lyrics(media: Path, name: str) -> None:
+    from mutagen.flac import FLAC
+
+    path = _tone(media / f"v-{name.replace(' ', '_')}.flac")
+    flac = FLAC(path)
+    flac[name] = LYRICS
+    flac.save()
+    assert read_audio(path).lyrics == LYRICS
+
+
+def test_flac_converted_by_ffmpeg_to_mp3_keeps_lyrics(media: Path) -> None:
+    """`ffmpeg -i song.flac song.mp3` writes the lyrics as TXXX `lyrics-XXX`."""
+    src = _tone(media / "conv.flac", "-metadata", f"lyrics-kor={LYRICS}",
+                "-metadata", f"artist={KIM}")
+    out = media / "conv.mp3"
+    _ffmpeg("-i", str(src), "-b:a", "32k", str(out))
+    from mutagen.id3 import ID3
+
+    assert any(f.desc.lower().startswith("lyrics") for f in ID3(out).getall("TXXX"))
+    info = read_audio(out)
+    assert info.lyrics == LYRICS
+    assert info.artist == KIM
+
+
+def test_ogg_lyrics_converted_from_lrc_style(media: Path) -> None:
+    from mutagen.oggvorbis import OggVorbis
+
+    path = _tone(media / "o.ogg", "-c:a", "libvorbis")
+    ogg = OggVorbis(path)
+    ogg["lyrics"] = LRC
+    ogg.save()
+    assert read_audio(path).lyrics == LYRICS
+
+
+def test_mp4_lyr_atom(media: Path) -> None:
+    from mutagen.mp4 import MP4
+
+    path = _tone(media / "m.m4a", "-c:a", "aac", "-b:a", "32k")
+    mp4 = MP4(path)
+    mp4["\xa9lyr"] = [LYRICS]
+    mp4.save()
+    assert read_audio(path).lyrics == LYRICS
+
+
+def test_apev2_lyrics_in_wavpack(media: Path) -> None:
+    from mutagen.apev2 import APEv2
+
+    path = _tone(media / "w.wv", "-c:a", "wavpack")
+    ape = APEv2()
+    ape["Lyrics"] = LYRICS
+    ape.save(path)
+    assert read_audio(path).lyrics == LYRICS
+
+
+def test_apev2_appended_to_mp3(media: Path) -> None:
+    from mutagen.apev2 import APEv2
+
+    path = _mp3(media, "ape.mp3")
+    ape = APEv2()
+    ape["Lyrics"] = LYRICS
+    ape.save(path)
+    assert read_audio(path).lyrics == LYRICS
+
+
+def test_lrc_beside_song(media: Path) -> None:
+    path = _mp3(media, "withlrc.mp3")
+    (media / "withlrc.lrc").write_text(LRC, encoding="utf-8")
+    info = read_audio(path)
+    assert info.lyrics == LYRICS
+    assert lyrics_text(info, Dataset()) == LYRICS + "\n"
+
+
+def test_lrc_in_cp949(media: Path) -> None:
+    path = _mp3(media, "lrc949.mp3")
+    (media / "lrc949.lrc").write_bytes(LRC.encode("cp949"))
+    assert read_audio(path).lyrics == LYRICS
+
+
+def test_embedded_lyrics_win_over_lrc(media: Path) -> None:
+    from mutagen.id3 import USLT
+
+    path = _mp3(media, "both.mp3")
+    _id3(path, USLT(encoding=3, lang="kor", desc="", text="embedded"))
+    (media / "both.lrc").write_text(LRC, encoding="utf-8")
+    assert read_audio(path).lyrics == "embedded"
+
+
+def test_lrc_symlink_fifo_and_huge_are_ignored(media: Path, tmp_path: Path) -> None:
+    real = tmp_path / "elsewhere.lrc"
+    real.write_text(LRC, encoding="utf-8")
+    for stem, make in (("link", lambda p: os.symlink(real, p)),
+                       ("fifo", lambda p: os.mkfifo(p)),
+                       ("huge", lambda p: p.write_bytes(b"[00:01.00]x\n" * 100_000)),
+                       ("dir", lambda p: p.mkdir())):
+        song = _mp3(tmp_path, f"{stem}.mp3")
+        make(tmp_path / f"{stem}.lrc")
+        assert read_audio(song).lyrics == "", stem
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("[00:12.34]a\n[01:02]b\n[00:12.345]c", "a\nb\nc"),
+    ("[00:01.00][00:30.00]twice", "twice"),
+    ("[ti:x]\n[ar:y]\n[al:z]\n[by:w]\n[offset:-50]\n[length:3:00]\n[re:t]\n[ve:2]\nonly",
+     "only"),
+    ("[Verse]\nla\n\n\n\n[Chorus]\nlo", "[Verse]\nla\n\n[Chorus]\nlo"),
+    ("[00:01.00]<00:01.00>word <00:01.50>by word", "word by word"),
+    ("line\r\nline2\x00", "line\nline2"),
+])
+def test_clean_lyrics(raw: str, clean: str) -> None:
+    assert clean_lyrics(raw) == clean
+
+
+# --------------------------------------------------------------------------- encodings, item 2
+
+
+def _legacy_mp3(media: Path, name: str, text: str, codec: str, *, v2: int = 3) -> Path:
+    from mutagen.id3 import TCON, TIT2, TPE1, USLT
+
+    path = _mp3(media, name)
+    raw = text.encode(codec).decode("latin-1")
+    _id3(path, TIT2(encoding=0, text=raw), TPE1(encoding=0, text=raw),
+         TCON(encoding=0, text="Ballad"),
+         USLT(encoding=0, lang="kor", desc="", text=raw + "\n" + raw), v2=v2)
+    return path
+
+
+def test_id3v23_latin1_cp949_is_guessed(media: Path) -> None:
+    path = _legacy_mp3(media, "cp949.mp3", KIM, "cp949")
+    info = read_audio(path)
+    assert (info.title, info.artist, info.lyrics) == (KIM, KIM, f"{KIM}\n{KIM}")
+    caption = caption_text(info, Dataset(tag="kkh"), path.stem)
+    assert KIM in caption and MOJIBAKE not in caption
+    assert lyrics_text(info, Dataset()) == f"{KIM}\n{KIM}\n"
+
+
+@pytest.mark.parametrize(("text", "codec", "language"), [
+    ("こんにちは世界", "shift_jis", "ja"), ("你好世界", "gbk", "zh"), (KIM, "cp949", "ko")])
+def test_dataset_language_picks_the_codepage(media: Path, text: str, codec: str,
+                                              language: str) -> None:
+    path = _legacy_mp3(media, f"lang-{language}.mp3", text, codec)
+    info = read_audio(path)
+    ds = Dataset(language=language)
+    assert caption_text(info, ds, path.stem).startswith(f"{text} style") or \
+        text in caption_text(info, ds, path.stem)
+    assert lyrics_text(info, ds) == f"{text}\n{text}\n"
+
+
+def test_tag_encoding_override(media: Path) -> None:
+    path = _legacy_mp3(media, "override.mp3", "你好世界", "gbk")
+    info = read_audio(path)
+    assert "你好世界" not in info.title  # the guess prefers Korean: the override fixes it
+    ds = Dataset(tag_encoding="gbk", caption_template="{title}")
+    assert caption_text(info, ds, path.stem) == "你好世界\n"
+
+
+def _id3v1(path: Path, title: bytes, artist: bytes, genre: int) -> None:
+    block = b"TAG" + title.ljust(30, b"\0") + artist.ljust(30, b"\0") + b"\0" * 30 + b"1994" + \
+        b"\0" * 30 + struct.pack("B", genre)
+    with path.open("ab") as f:
+        f.write(block)
+
+
+def test_id3v1_cp949_and_numeric_genre(media: Path, tmp_path: Path) -> None:
+    path = _tone(tmp_path / "v1.mp3", "-b:a", "32k", "-write_id3v2", "0")
+    _id3v1(path, "사랑했지만".encode("cp949"), KIM.encode("cp949"), 17)
+    info = read_audio(path)
+    assert (info.title, info.artist, info.genre) == ("사랑했지만", KIM, "Rock")
+    caption = caption_text(info, Dataset(), path.stem)
+    assert caption == f"Rock, 1990s, {KIM} style\n"
+
+
+def test_plain_latin1_stays(media: Path) -> None:
+    from mutagen.id3 import TIT2, TPE1
+
+    path = _mp3(media, "cafe.mp3")
+    _id3(path, TIT2(encoding=0, text="Café"), TPE1(encoding=0, text="Mötley Crüe"), v2=3)
+    info = read_audio(path)
+    assert (info.title, info.artist) == ("Café", "Mötley Crüe")
+    assert info.reencoded("cp949").artist == "Mötley Crüe"
+    assert info.reencoded("gb18030").title == "Café"
+
+
+def test_utf8_frames_are_never_reinterpreted(media: Path) -> None:
+    from mutagen.id3 import TPE1
+
+    path = _mp3(media, "utf8.mp3")
+    _id3(path, TPE1(encoding=3, text=MOJIBAKE))  # a UTF-8 frame is what it says
+    info = read_audio(path)
+    assert info.latin1 == ()
+    assert info.reencoded("cp949").artist == MOJIBAKE
+
+
+# --------------------------------------------------------------------------- captions, item 7
+
+_TPL = Dataset(caption_template="{tag}, {genre}, {artist} style, {title}, {album}, {bpm}, {key}")
+
+
+@pytest.mark.parametrize(("fields", "ds", "stem", "caption"), [
+    ({}, Dataset(), "02 - 사랑했지만", "사랑했지만"),
+    ({}, Dataset(), "01. Song", "Song"),
+    ({}, Dataset(), "03_My_Song [Official Audio]", "My Song"),
+    ({}, Dataset(), "Kim - Love (Remastered 2011)", "Kim Love"),
+    ({}, Dataset(), "05   spaced    out", "spaced out"),
+    ({"artist": "Unknown Artist", "album": "Unknown Album", "title": "Track 01",
+      "genre": "Other"}, _TPL, "04 - Real Name", "Real Name"),
+    ({"title": "Track 1", "genre": "Unknown"}, _TPL, "x", "x"),
+    ({"genre": "Rock; Ballad"}, _TPL, "x", "Rock, Ballad"),
+    ({"genre": "Rock/Ballad"}, _TPL, "x", "Rock, Ballad"),
+    ({"genre": "Rock, Ballad, rock"}, _TPL, "x", "Rock, Ballad"),
+    ({"genre": "(17)"}, _TPL, "x", "Rock"),
+    ({"title": "Yesterday (Remastered 2009)", "album": "Help! [Remastered]"}, _TPL, "x",
+     "Yesterday, Help!"),
+    ({"key": "Em", "bpm": "76.4"}, _TPL, "x", "76 bpm, E minor"),
+    ({"key": "F#"}, _TPL, "x", "F# major"),
+    ({"key": "Fsharp min"}, _TPL, "x", "F# minor"),
+    ({"key": "8A"}, _TPL, "x", "A minor"),
+    ({"key": "E min"}, _TPL, "x", "E minor"),
+    ({"bpm": "0"}, Dataset(caption_template="{bpm}", bpm=90), "x", "90 bpm"),
+    ({"artist": "Kim Kyung Ho"}, Dataset(tag="kim kyung ho"), "x", "kim kyung ho, x"),
+    ({"artist": "김경호"}, Dataset(tag="kkh"), "x", "kkh, 김경호 style"),
+])
+def test_caption_table(fields: dict[str, str], ds: Dataset, stem: str, caption: str) -> None:
+    info = AudioInfo(duration=10, format="MP3", **fields)
+    assert caption_text(info, ds, stem) == caption + "\n"
+
+
+def test_several_tcon_values_are_separate_genres(media: Path) -> None:
+    from mutagen.id3 import TCON
+
+    path = _mp3(media, "tcon.mp3")
+    _id3(path, TCON(encoding=3, text=["Rock", "Ballad"]))
+    info = read_audio(path)
+    assert caption_text(info, Dataset(caption_template="{genre}"), "x") == "Rock, Ballad\n"
+
+
+@pytest.mark.parametrize(("tag", "key"), [
+    ("Am", "A minor"), ("A min", "A minor"), ("F#", "F# major"), ("Fsharp", "F# major"),
+    ("Bb", "Bb major"), ("C#m", "C# minor"), ("8B", "C major"), ("junk", ""), ("", "")])
+def test_key_is_the_same_in_caption_and_dataset_json(tag: str, key: str) -> None:
+    assert normalize_key(tag) == _keyscale(tag) == key
+    info = AudioInfo(duration=1, format="MP3", key=tag)
+    assert caption_text(info, Dataset(caption_template="{key}"), "x") == (key or "x") + "\n"
+
+
+@pytest.mark.parametrize(("tag", "bpm"), [("76", 76), ("76.6", 77), ("120 BPM", 120),
+                                          ("0", None), ("999", None), ("", None)])
+def test_bpm_is_the_same_in_caption_and_dataset_json(tag: str, bpm: int | None) -> None:
+    assert normalize_bpm(tag) == _bpm(tag) == bpm
+
+
+def test_helpers() -> None:
+    assert genres("(17)(6); Other") == ["Rock", "Grunge"]
+    assert name_from_stem("A1 Intro") == "Intro"
