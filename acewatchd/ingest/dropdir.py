@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from acewatchd.config.schema import Config
@@ -47,11 +47,22 @@ def locate(cfg: Config, dataset: str, relpath: str) -> Path | None:
     return here
 
 
-def walk_drop(drop: Path, stale_after: float = STALE_TEMP_SECONDS) -> Iterator[Path]:
-    """Every file under drop/<dataset>/, never entering hidden or symlinked folders; stale temp
-    files of ours (left by a kill -9 mid-write) are removed on the way."""
+def walk_drop(drop: Path, stale_after: float = STALE_TEMP_SECONDS,
+              on_skip: Callable[[Path, str], None] | None = None) -> Iterator[Path]:
+    """Every file under drop/<dataset>/, never entering hidden or symlinked folders (each
+    symlinked one is reported to ``on_skip``); stale temp files of ours (left by a kill -9
+    mid-write) are removed on the way. An unreadable folder is skipped, not fatal."""
     for root, dirs, files in os.walk(drop, followlinks=False):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        keep = []
+        for d in dirs:
+            if d.startswith("."):
+                continue
+            if os.path.islink(os.path.join(root, d)):
+                if on_skip is not None:
+                    on_skip(Path(root) / d, "it is a symbolic link to a folder, never followed")
+                continue
+            keep.append(d)
+        dirs[:] = keep
         for name in files:
             path = Path(root) / name
             if is_own_temp(name):

@@ -20,12 +20,21 @@ from acewatchd.config.schema import Config
 from acewatchd.ingest.dropdir import STALE_TEMP_SECONDS, ignored_name, locate, nfc, walk_drop
 from acewatchd.ingest.settle import Signature, signature
 from acewatchd.ingest.stubs import (
+    KINDS,
     StubJob,
     caption_text,
     lyrics_text,
+    stub_path,
     write_stubs_many,
 )
-from acewatchd.ingest.validate import UNREADABLE, check_link, reject, validate
+from acewatchd.ingest.validate import (
+    COPY_LIMIT,
+    NAME_MAX,
+    UNREADABLE,
+    check_link,
+    reject,
+    validate,
+)
 from acewatchd.ledger import files as ledger_files
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.db import Ledger
@@ -61,7 +70,7 @@ class Ingestor:
             return None
         if path.suffix.lower().lstrip(".") not in cfg.watch.extensions:
             return None
-        return nfc(parts[0]), nfc(str(Path(*parts[1:])))
+        return visible(nfc(parts[0])), visible(nfc(str(Path(*parts[1:]))))
 
     # ---- deciding whether a file needs work
 
@@ -73,7 +82,12 @@ class Ingestor:
             sig = signature(path)
         except OSError:
             return False
-        return not self._done(self._row(*key), sig, path)
+        try:
+            return not self._done(self._row(*key), sig, path)
+        except Exception:  # noqa: BLE001 - one odd file never stops a scan: let it be tried
+            logger.exception("cannot tell whether this file needs work",
+                             extra={"dataset": key[0], "file": key[1]})
+            return True
 
     def _done(self, row: FileRow | None, sig: Signature, path: Path) -> bool:
         if row is None or row.state not in DONE_STATES:
@@ -135,6 +149,9 @@ class Ingestor:
             except FileNotFoundError:
                 self._set_state(dataset, relpath, "gone")
                 return "gone"
+            except OSError as exc:  # one bad file never stops the pass for the others
+                return self._reject(path, dataset, relpath, None, None,
+                                    f"it {UNREADABLE} ({exc.strerror or exc})", copy=False)
 
     def _check(self, path: Path, dataset: str, relpath: str) -> str | tuple[
             StubJob, Signature, str | None, float]:
@@ -142,10 +159,14 @@ class Ingestor:
         row = self._row(dataset, relpath)
         if row is not None and self._done(row, sig, path):
             return row.state
-        link_problem = check_link(path, self.config().paths.drop / path.relative_to(
-            self.config().paths.drop).parts[0])
-        if link_problem:
-            return self._reject(path, dataset, relpath, sig, None, link_problem, copy=False)
+        folder = self.config().paths.drop / path.relative_to(self.config().paths.drop).parts[0]
+        problem = check_link(path, folder) or _name_problem(path, folder)
+        if problem:
+            return self._reject(path, dataset, relpath, sig, None, problem, copy=False)
+        if sig[0] > COPY_LIMIT:
+            return self._reject(path, dataset, relpath, sig, None,
+                                f"it is {sig[0] / 2**30:.1f} GB, larger than the "
+                                f"{COPY_LIMIT / 2**30:g} GB acewatchd takes", copy=False)
         try:
             sha: str | None = sha256_file(path)
         except PermissionError:
@@ -168,7 +189,8 @@ class Ingestor:
                  "lyrics": lyrics_text(verdict.info, ds)}
         return StubJob(dataset, relpath, path, texts), sig, sha, verdict.info.duration
 
-    def _reject(self, path: Path, dataset: str, relpath: str, sig: Signature, sha: str | None,
+    def _reject(self, path: Path, dataset: str, relpath: str, sig: Signature | None,
+                sha: str | None,
                 reason: str, *, copy: bool) -> str:
         cfg = self.config()
         reason_file = reject(path, cfg.paths.rejected / dataset, relpath, reason, copy=copy)
@@ -187,7 +209,7 @@ class Ingestor:
         seen: set[tuple[str, str]] = set()
         todo: list[Path] = []
         stale_after = 0.0 if startup else STALE_TEMP_SECONDS
-        for path in walk_drop(cfg.paths.drop, stale_after):
+        for path in walk_drop(cfg.paths.drop, stale_after, on_skip=_skipped_folder):
             key = self.split(path)
             if key is None:
                 continue
@@ -218,3 +240,35 @@ class Ingestor:
         with self.writer.tx() as conn:
             ledger_files.upsert_file(conn, dataset, relpath, state=state, sig=sig, sha=sha,
                                      reason=reason, duration=duration)
+
+
+def visible(text: str) -> str:
+    """``text`` itself, or, for a name that is not valid UTF-8 (os.fsdecode gives it lone
+    surrogates, which SQLite and the logs cannot take), its bytes with the bad ones shown as
+    ``\\xb1``: a stable, printable ledger key."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _name_problem(path: Path, folder: Path) -> str:
+    """Why this file's name or place cannot be ingested, or ''."""
+    if visible(str(path)) != str(path):
+        return ("its name is not valid UTF-8 (an archive made with another encoding, such as "
+                "CP949, gives such names); rename it")
+    if os.path.islink(folder):
+        return "its dataset folder is a symbolic link, which is never followed"
+    real_folder = os.path.realpath(folder)
+    if not Path(os.path.realpath(path.parent)).is_relative_to(real_folder):
+        return "it lies under a symbolic link to a folder outside its drop folder, never followed"
+    for kind in KINDS:
+        if len(os.fsencode(stub_path(path, kind).name)) > NAME_MAX:
+            return (f"its name is too long for its {kind} stub ({stub_path(path, kind).name!r} "
+                    f"would exceed {NAME_MAX} bytes); shorten it")
+    return ""
+
+
+def _skipped_folder(path: Path, reason: str) -> None:
+    logger.warning("folder skipped: %s", reason, extra={"file": visible(str(path))})

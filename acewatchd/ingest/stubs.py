@@ -181,7 +181,7 @@ def stub_state(ledger_hash: str | None, path: Path) -> str:
     """'untouched' (still what we wrote), 'reviewed' (edited or the user's own), 'missing'."""
     current = _hash_or_none(path)
     if current is None:
-        return "missing"
+        return "reviewed" if os.path.lexists(path) else "missing"
     return "untouched" if current == ledger_hash else "reviewed"
 
 
@@ -212,9 +212,14 @@ def _dedupe(parts: list[str]) -> list[str]:
     return out
 
 
+_STUB_LIMIT = 1 << 20  # a sidecar larger than 1 MB is the user's, never hashed
+
+
 def _hash_or_none(path: Path) -> str | None:
+    """Hash of a regular sidecar; None for anything else (FIFO, device, symlink, huge,
+    unreadable), which is then the user's: never read, never overwritten."""
     try:
-        return sha256_file(path)
+        return sha256_file(path, follow=False, limit=_STUB_LIMIT)
     except OSError:
         return None
 

@@ -9,6 +9,7 @@ link, and an unreadable file cannot be copied.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -17,9 +18,17 @@ from pathlib import Path
 
 from acewatchd.config.schema import Watch
 from acewatchd.ingest.tags import AudioInfo, TagError, read_audio
-from acewatchd.util.files import TEMP_PREFIX, atomic_write_text, fsync_dir, full_fsync
+from acewatchd.util.files import (
+    TEMP_PREFIX,
+    atomic_write_text,
+    fsync_dir,
+    full_fsync,
+    open_regular,
+)
 
 UNREADABLE = "cannot be read"
+COPY_LIMIT = 1 << 30  # larger rejected files get a reason file only
+NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -52,9 +61,8 @@ def validate(path: Path, watch: Watch) -> Verdict:
     if ext not in watch.extensions:
         return Verdict(None, f"its extension .{ext} is not one of [watch] extensions")
     try:
+        os.close(open_regular(path))  # never blocks on a FIFO swapped in late
         size = path.stat().st_size
-        with open(path, "rb"):
-            pass
     except OSError as exc:
         return Verdict(None, f"it {UNREADABLE} ({exc.strerror or exc}).")
     if size == 0:
@@ -89,13 +97,32 @@ def reject(path: Path, rejected_dir: Path, relpath: str, reason: str, *, copy: b
     dest.parent.mkdir(parents=True, exist_ok=True)
     if copy:
         try:
+            size = os.lstat(path).st_size
+        except OSError:
+            size = 0
+        if size > COPY_LIMIT:  # a reason file only: never a multi-GB copy in rejected/
+            copy = False
+            reason = (f"{reason.rstrip('.')} (it is {size / 2**30:.1f} GB, so it was not "
+                      f"copied to rejected/)")
+    if copy:
+        try:
             _atomic_copy(path, dest)
         except OSError as exc:
             reason = f"{reason.rstrip('.')} (and copying it failed: {exc.strerror or exc})."
-    reason_file = dest.with_name(dest.name + ".reason.txt")
+    reason_file = dest.with_name(_reason_name(dest.name))
     sentence = f"{Path(relpath).name} was rejected because {reason.rstrip('.')}.\n"
     atomic_write_text(reason_file, sentence)
     return reason_file
+
+
+def _reason_name(name: str) -> str:
+    """``<name>.reason.txt``, shortened (with a hash of the full name) to fit in 255 bytes."""
+    full = f"{name}.reason.txt"
+    if len(os.fsencode(full)) <= NAME_MAX:
+        return full
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    short = os.fsencode(name)[:150].decode("utf-8", "ignore")
+    return f"{short}~{digest}.reason.txt"
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:

@@ -9,9 +9,11 @@ unnamed (O_TMPFILE) until it is durable and linked, so it is never visible at al
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -145,9 +147,47 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
+class NotRegularFile(OSError):
+    """The path is a FIFO, a device, a socket, a folder or (with follow=False) a symlink."""
+
+
+def open_regular(path: Path, *, follow: bool = True) -> int:
+    """A read-only fd for ``path`` if it is a regular file, else NotRegularFile (or the
+    OSError of the open). O_NONBLOCK: opening a FIFO never waits for a writer; with
+    follow=False O_NOFOLLOW refuses a symlink (a link to /dev/zero is never read)."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise NotRegularFile(errno.ELOOP, "it is a symbolic link", str(path)) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegularFile(errno.EINVAL, "it is not a regular file", str(path))
+    return fd
+
+
+def read_regular(path: Path, limit: int, *, follow: bool = False) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; OSError otherwise (a larger
+    file raises EFBIG without being read)."""
+    fd = open_regular(path, follow=follow)
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"it is larger than {limit} bytes", str(path))
+    return data
+
+
+def sha256_file(path: Path, *, follow: bool = True, limit: int | None = None) -> str:
+    """sha256 of a regular file (never blocks on a FIFO or reads a device); with ``limit``
+    a larger file raises EFBIG without being read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with os.fdopen(open_regular(path, follow=follow), "rb") as fh:
+        if limit is not None and os.fstat(fh.fileno()).st_size > limit:
+            raise OSError(errno.EFBIG, f"it is larger than {limit} bytes", str(path))
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

@@ -24,7 +24,7 @@ from acewatchd.acestep import layout
 from acewatchd.config.schema import Config
 from acewatchd.ledger.db import Ledger
 from acewatchd.ledger.files import FileRow, stubbed_files
-from acewatchd.util.files import TEMP_PREFIX, fsync_dir
+from acewatchd.util.files import TEMP_PREFIX, fsync_dir, read_regular
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ def safe_path(base: Path, relpath: str) -> Path:
             mode = os.lstat(current).st_mode
         except FileNotFoundError:
             raise SkipSample("not found in the drop folder") from None
+        except OSError as exc:  # a name too long, a folder without permission
+            raise SkipSample(f"cannot be checked ({exc.strerror or exc})") from None
         if stat.S_ISLNK(mode):
             raise SkipSample("is (or lies under) a symlink; symlinks are never followed")
     if not stat.S_ISREG(mode):
@@ -130,10 +132,14 @@ def read_sidecar(drop: Path, audio: Path, kind: str) -> str:
         path = safe_path(drop, str(rel))
     except SkipSample as exc:
         raise SkipSample(f"{rel.name}: {exc}") from None
-    if path.stat().st_size > SIDECAR_LIMIT:
-        raise SkipSample(f"{path.name} is larger than 1 MB")
     try:
-        return path.read_text(encoding="utf-8-sig").strip()
+        data = read_regular(path, SIDECAR_LIMIT, follow=False)
+    except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            raise SkipSample(f"{path.name} is larger than 1 MB") from None
+        raise SkipSample(f"{path.name} cannot be read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig").strip()
     except UnicodeDecodeError:
         raise SkipSample(f"{path.name} is not UTF-8 text") from None
 
