@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -47,7 +48,8 @@ def expected(i: int) -> tuple[str, str]:
     else:
         parts = ["calm ambient", t.genre, decade, t.title]
         if not any(parts[1:]):
-            parts.append(Path(name).stem.replace("_", " "))
+            # the file-name fallback drops a leading track number ("15 노래" -> "노래")
+            parts.append(re.sub(r"^\d+\s+", "", Path(name).stem.replace("_", " ")))
         lyrics = "[Instrumental]"
     return ", ".join(p for p in parts if p) + "\n", lyrics + "\n"
 
