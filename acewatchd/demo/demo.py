@@ -54,13 +54,17 @@ DATASETS = (
 
 
 def demo_config(home: Path, port: int, *, speed: float = SIM_SPEED,
-                datasets: tuple[DemoDataset, ...] = DATASETS) -> dict[str, object]:
-    """The demo's own config.toml (written once by the demo; the daemon never rewrites it)."""
+                datasets: tuple[DemoDataset, ...] = DATASETS,
+                version: str | None = None) -> dict[str, object]:
+    """The demo's own config.toml (written once by the demo; the daemon never rewrites it).
+    ``version``: the ACE-Step commit the simulator impersonates (default: its newest)."""
     root = home / "acestep-simulator"
     # A window that ends ~24 h from now, so the every-minute schedule is always inside it.
     window_end = (datetime.now() - timedelta(minutes=2)).strftime("%H:%M")
     command = [sys.executable, "-m", "acewatchd", "simulate", "--root", str(root),
                "--port", str(port), "--speed", str(speed)]
+    if version:
+        command += ["--version", version]
     return {
         "acestep": {"root": str(root), "url": f"http://127.0.0.1:{port}",
                     "python": sys.executable, "manage_server": True, "server_command": command,

@@ -24,6 +24,7 @@ import pytest
 import tomli_w
 
 from acewatchd.acestep import serverproc
+from acewatchd.acestep.versions import V1, V2
 from acewatchd.demo.audiogen import SongTags, make_mp3
 from acewatchd.demo.demo import DATASETS, demo_config
 from acewatchd.simulator.harness import free_port
@@ -34,10 +35,11 @@ DATASET = DATASETS[0]  # Korean tag and titles
 
 
 class Home:
-    def __init__(self, path: Path, speed: float, **schedule: Any) -> None:
+    def __init__(self, path: Path, speed: float, version: str | None = None,
+                 **schedule: Any) -> None:
         self.path = path
         self.port = free_port()
-        table = demo_config(path, self.port, speed=speed, datasets=(DATASET,))
+        table = demo_config(path, self.port, speed=speed, datasets=(DATASET,), version=version)
         table["schedule"].update(schedule)  # type: ignore[union-attr]
         Path(table["acestep"]["root"]).mkdir(parents=True)  # type: ignore[index]
         self.config = path / "config.toml"
@@ -152,8 +154,11 @@ def outbox_runs(home: Home) -> list[Path]:
         if folder.is_dir() else []
 
 
-def test_dropped_songs_reach_the_outbox_with_no_manual_step(make_home) -> None:
-    home = make_home(speed=50.0, catch_up=False)
+@pytest.mark.parametrize("version", [V1.commit, V2.commit], ids=[V1.label, V2.label])
+def test_dropped_songs_reach_the_outbox_with_no_manual_step(make_home, version: str) -> None:
+    """The whole chain through the real daemon and its managed ACE-Step (the simulator as
+    each supported version)."""
+    home = make_home(speed=50.0, catch_up=False, version=version)
     proc = home.start()
     home.drop(2)
     drop = home.path / "drop" / DATASET.name
@@ -162,6 +167,8 @@ def test_dropped_songs_reach_the_outbox_with_no_manual_step(make_home) -> None:
     run = home.wait("an outbox run", lambda: outbox_runs(home), 300, proc)[0]
     assert (run / "index.html").is_file()
     assert list(run.rglob("*.mp3")), "the outbox run has no rendered audio"
+    manifest = json.loads((run / "samples.json").read_text(encoding="utf-8"))
+    assert version in manifest["acestep"]["api"]          # the page names who rendered it
     home.wait("the outbox index", lambda: (home.path / "outbox" / "index.html").is_file(), 30,
               proc)   # written right after the run folder is in place
     nightly = home.wait("the nightly row to close", lambda: home.rows(
