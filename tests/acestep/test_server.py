@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tomli_w
@@ -85,48 +86,48 @@ def test_start_answers_restart_and_stop(tmp_path: Path, manager_for) -> None:
     assert not (cfg.paths.state / "acestep-server.pid").exists()
 
 
-@needs_simulator
-def test_orphan_from_a_killed_daemon_is_taken_over_and_stopped(tmp_path: Path,
-                                                               manager_for) -> None:
+def _orphaned_server(tmp_path: Path) -> tuple[Any, int]:
+    """A managed server left running by a daemon that died without stopping it (kill -9)."""
     port = free_port()
     cfg = write_config(tmp_path, port, sim_command(tmp_path, port))
     crashed = ServerManager(lambda: cfg, cfg.paths.logs)
     crashed.ensure_running()
     orphan = crashed.pid
     assert orphan is not None
-    crashed._proc = None  # the daemon died without stopping it (kill -9)
+    crashed._proc = None
+    return cfg, orphan
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while serverproc._pid_alive(pid) and not _is_zombie(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not serverproc._pid_alive(pid) or _is_zombie(pid)
+
+
+@needs_simulator
+def test_orphan_from_a_killed_daemon_is_taken_over_and_stopped(tmp_path: Path,
+                                                               manager_for) -> None:
+    cfg, orphan = _orphaned_server(tmp_path)
     mgr = manager_for(cfg)
     try:
         mgr.ensure_running()
         assert mgr.pid == orphan
         mgr.stop()
-        deadline = time.monotonic() + 10
-        while serverproc._pid_alive(orphan) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not serverproc._pid_alive(orphan) or _is_zombie(orphan)
+        assert _gone(orphan)
     finally:
         os.killpg(orphan, signal.SIGKILL) if serverproc._pid_alive(orphan) else None
 
 
+@needs_simulator
 def test_an_orphan_is_stopped_when_the_daemon_starts(tmp_path: Path, manager_for) -> None:
     """kill -9 of the daemon left its ACE-Step running: the next daemon's start-up stops it
     (not only the next night's run)."""
-    port = free_port()
-    cfg = write_config(tmp_path, port, sim_command(tmp_path, port))
-    crashed = ServerManager(lambda: cfg, cfg.paths.logs)
-    crashed.ensure_running()
-    orphan = crashed.pid
-    assert orphan is not None
-    crashed._proc = None  # the daemon died without stopping it (kill -9)
+    cfg, orphan = _orphaned_server(tmp_path)
     try:
         mgr = manager_for(cfg)
         mgr.start()                                  # the Component start, at daemon start-up
-        deadline = time.monotonic() + 10
-        while serverproc._pid_alive(orphan) and not _is_zombie(orphan) \
-                and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not serverproc._pid_alive(orphan) or _is_zombie(orphan)
-        assert not mgr.running()
+        assert _gone(orphan) and not mgr.running()
     finally:
         os.killpg(orphan, signal.SIGKILL) if serverproc._pid_alive(orphan) else None
 
