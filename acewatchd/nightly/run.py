@@ -71,15 +71,25 @@ def _stages(cfg: Config, env: NightlyEnv, dataset: str, window_end: float | None
         return Verdict(result.outcome, result.message, facts)
     if hooks.render is None or env.stop.is_set() or not cfg.render_for(dataset).enabled:
         return Verdict(Outcome.DONE, "trained (not rendered)", facts)
+    return _render(cfg, env, dataset, result.run_id, facts, "trained and rendered to {}",
+                   "trained, but rendering failed: {}")
+
+
+def _render(cfg: Config, env: NightlyEnv, dataset: str, run_id: int | None, facts: RunFacts,
+            done: str, failed: str) -> Verdict:
+    """The render stage; a failure keeps the LoRA and is pending work for the next night.
+    ``done``/``failed`` word the verdict around the run folder / the error."""
+    hooks = env.hooks or DEFAULT_HOOKS
+    assert hooks.render is not None
     try:
-        folder = hooks.render(cfg, env.ledger, dataset, run_id=result.run_id, checkpoint=None,
+        folder = hooks.render(cfg, env.ledger, dataset, run_id=run_id, checkpoint=None,
                               server=env.server)
-    except Exception as exc:  # the LoRA is kept; `acewatchd render` can retry
+    except Exception as exc:  # reported by render_run; the LoRA is kept
         logger.exception("rendering %s failed", dataset)
-        return Verdict(Outcome.FAILED, f"trained, but rendering failed: {exc}", facts)
+        return Verdict(Outcome.FAILED, failed.format(exc), facts)
     # render_run restarted a managed server and unloaded the LoRA: the decoder is clean again.
     env.server_dirty = not env.managed
-    return Verdict(Outcome.DONE, f"trained and rendered to {folder}", facts)
+    return Verdict(Outcome.DONE, done.format(folder), facts)
 
 
 def run_nightly(config: Callable[[], Config], env: NightlyEnv, datasets: list[str], *,
@@ -215,19 +225,11 @@ def _unrendered(cfg: Config, env: NightlyEnv, dataset: str, content_hash: str) -
 
 
 def _render_only(cfg: Config, env: NightlyEnv, dataset: str, train: RunRow) -> Verdict:
-    hooks = env.hooks or DEFAULT_HOOKS
-    assert hooks.render is not None
     _fresh_decoder(env)
     facts = RunFacts(content_hash=train.content_hash, run_name=train.run_name)
-    try:
-        folder = hooks.render(cfg, env.ledger, dataset, run_id=train.id, checkpoint=None,
-                              server=env.server)
-    except Exception as exc:  # reported by render_run; tried again the next night
-        logger.exception("rendering %s failed", dataset)
-        return Verdict(Outcome.FAILED, f"rendering the last LoRA failed again: {exc}", facts)
-    env.server_dirty = not env.managed
-    return Verdict(Outcome.DONE, f"rendered the last LoRA to {folder} (its render had not "
-                   "finished)", facts)
+    return _render(cfg, env, dataset, train.id, facts,
+                   "rendered the last LoRA to {} (its render had not finished)",
+                   "rendering the last LoRA failed again: {}")
 
 
 def _server_ready(env: NightlyEnv, window_end: float | None) -> bool:
