@@ -9,7 +9,6 @@ import queue
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,36 +19,9 @@ from acewatchd.demo.audiogen import SongTags, make_mp3
 from acewatchd.ingest.watcher import _DropHandler
 from acewatchd.util.files import sha256_file
 from tests.support.home import Home
+from tests.support.ingest import pump, reason_file, state
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
-
-
-@pytest.fixture
-def daemon(home: Home) -> Iterator[Daemon]:
-    d = Daemon(load_config(home.config))
-    d.open()
-    try:
-        yield d
-    finally:
-        d.close()
-
-
-def pump(d: Daemon, predicate: Callable[[], object], timeout: float = 20) -> None:
-    """Turn the daemon's loop until ``predicate`` holds (a poll with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
-        d.step()
-
-
-def state(d: Daemon, dataset: str, relpath: str) -> str | None:
-    row = d.ledger.connect().execute("SELECT state FROM files WHERE dataset=? AND relpath=?",
-                                     (dataset, relpath)).fetchone()
-    return None if row is None else row[0]
-
-
-def reason_file(home: Home, dataset: str, name: str) -> Path:
-    return home.rejected / dataset / f"{name}.reason.txt"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,22 +16,12 @@ from acewatchd.daemon.daemon import Daemon, scan_once
 from acewatchd.demo.audiogen import SongTags, make_mp3
 from acewatchd.nightly.prepare.staging import SkipSample, read_sidecar
 from acewatchd.util.files import NotRegularFile, read_regular, sha256_file
-from tests.ingest.test_bad_input import pump, reason_file, state
 from tests.support.home import Home
+from tests.support.ingest import pump, reason_file, state
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")
 
 DS = "kim_kyungho"
-
-
-@pytest.fixture
-def daemon(home: Home) -> Iterator[Daemon]:
-    d = Daemon(load_config(home.config))
-    d.open()
-    try:
-        yield d
-    finally:
-        d.close()
 
 
 @pytest.fixture(scope="module")
