@@ -127,6 +127,8 @@ class Schedule:
         "macOS: skip or stop training on battery"))
     enabled: bool = field(default=True, metadata=_meta(
         "`false`: only `acewatchd train --now` trains"))
+    max_nights: int = field(default=7, metadata=_meta(
+        "`status` warns when a run's forecast needs more nights than this", 1, 365))
 
 
 @dataclass(frozen=True)
