@@ -139,3 +139,15 @@ def test_config_refuses_one_name_twice_and_names_that_leave_a_folder(tmp_path: P
     for bad in ("..", "a/b", ".hidden", "trail "):
         with pytest.raises(ConfigError, match="dataset names are folder names"):
             parse_config(f'[datasets."{bad}"]\ntag = "x"\n', tmp_path / "config.toml")
+
+
+def test_the_nightly_sees_a_decomposed_folder_under_its_nfc_name(tmp_path: Path) -> None:
+    from acewatchd.nightly.times import present_datasets
+
+    cfg = parse_config(f'[paths]\ndrop = "{tmp_path}/drop"\n[datasets."김경호"]\nenabled = false\n'
+                       '[datasets."bach chorales"]\ntag = "bach"\n', tmp_path / "config.toml")
+    for name in (NFD, "bach chorales", "Café", ".hidden", "trail "):
+        (tmp_path / "drop" / name).mkdir(parents=True)
+    # 김경호's table (found through the NFC key) disables it; names that are not dataset
+    # names are never scheduled.
+    assert present_datasets(cfg) == ["Café", "bach chorales"]
