@@ -59,7 +59,8 @@ def export(cfg: Config, ledger: Ledger, dataset: str, *, which: str = "",
     dest_dir = Path(to) if to is not None else cfg.paths.outbox / "exports"
     dest_dir.mkdir(parents=True, exist_ok=True)
     label = "final" if epoch is None else f"e{epoch}"
-    target = _copy_atomically(files, dest_dir, f"{outbox.slugify(dataset, 'dataset')}-{label}-lora")
+    # The user's own name (a checked dataset name: no '/', no leading dot) reads best.
+    target = _copy_atomically(files, dest_dir, f"{dataset.replace(' ', '_')}-{label}-lora")
     logger.info("exported %s %s %s to %s", dataset, run.run_name, name, target)
     return Exported(target, run.run_name, name, epoch, [f.name for f in files])
 
