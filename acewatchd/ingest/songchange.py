@@ -1,0 +1,196 @@
+"""A song that changed since it was stubbed: replaced (new content under its name) or moved
+(its content under a new name, the old name gone). Its stubs follow it.
+
+- Replaced: a stub acewatchd wrote and nobody edited is rewritten from the new tags; a stub the
+  user edited is kept, and recorded as a stale review so ``status`` can say the song changed
+  after its caption was reviewed.
+- Moved (a rename, a move into a subfolder or another dataset; seen as a watchdog move or as a
+  rescan where one name vanished and one appeared): each sidecar is renamed with the song, the
+  user's edits included, and the old row is marked gone so the song counts once. A sidecar of
+  ours moved into another dataset would carry the old dataset's tag, so it is removed and a
+  fresh one written. Nothing is overwritten: when the new name already has a sidecar, an edited
+  old one stays where it is and a warning says so.
+
+The audio's content hash is the key: the nightly content hash covers the song's sha256 and its
+stub texts, so a replaced song retrains the next night.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from acewatchd.config.schema import Config
+from acewatchd.ingest.dropdir import locate
+from acewatchd.ingest.stubs import KINDS, StubJob, hash_or_none, stub_path
+from acewatchd.ledger import files as ledger_files
+from acewatchd.ledger.batch import Writer
+from acewatchd.ledger.files import FileRow, StaleReview
+from acewatchd.util.files import atomic_write_bytes, sha256_bytes
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: Literal["replaced", "moved"]
+    old: FileRow  # the row the song had before (for a move: under its old name)
+
+
+def detect(writer: Writer, cfg: Config, dataset: str, relpath: str, prior: FileRow | None,
+           sha: str | None) -> list[Change]:
+    """What happened to this song since the ledger last saw it: a move (the same content under
+    another name that is no longer on disk), then a replacement of what this name held."""
+    if sha is None:
+        return []
+    changes: list[Change] = []
+    if prior is None or prior.sha256 != sha:
+        old = _moved_from(writer, cfg, (dataset, relpath), sha)
+        if old is not None:
+            changes.append(Change("moved", old))
+    if prior is not None and prior.sha256 is not None and prior.sha256 != sha:
+        changes.append(Change("replaced", prior))
+    return changes
+
+
+def _moved_from(writer: Writer, cfg: Config, key: tuple[str, str],
+                sha: str) -> FileRow | None:
+    for row in ledger_files.rows_with_sha(writer.ledger.connect(), sha):
+        if (row.dataset, row.relpath) == key:
+            continue
+        if locate(cfg, row.dataset, row.relpath) is None:
+            return row  # its old name is gone: this is where it went
+        if row.state != "gone":
+            return None  # still there under its other name: a copy, not a move
+    return None
+
+
+def apply(writer: Writer, cfg: Config, job: StubJob, changes: list[Change],
+          sha: str) -> list[str]:
+    """Carry or refresh the stubs before the missing ones are written; returns warnings."""
+    warnings: list[str] = []
+    for change in changes:
+        if change.kind == "moved":
+            warnings += [w for kind in KINDS
+                         if (w := _move(writer, cfg, change.old, job, kind))]
+            with writer.tx() as conn:
+                ledger_files.set_file_state(conn, change.old.dataset, change.old.relpath,
+                                            "gone")
+            logger.info("song moved", extra={"from": f"{change.old.dataset}/"
+                                                     f"{change.old.relpath}"})
+        else:
+            for kind in KINDS:
+                _refresh(writer, job, kind, change.old.sha256, sha)
+            logger.info("song replaced")
+    return warnings
+
+
+def _move(writer: Writer, cfg: Config, old: FileRow, job: StubJob, kind: str) -> str:
+    record = _stub_record(writer, old, kind)
+    src = _old_stub(cfg, old, kind, record.stub_path if record else None)
+    if src is None:
+        return ""
+    ours = record is not None and hash_or_none(src) == record.sha256
+    dest = stub_path(job.audio, kind)
+    if ours and (old.dataset != job.dataset or os.path.lexists(dest)):
+        # An untouched copy of our own text: nothing of the user's is lost by removing it,
+        # and the song gets a stub written for where it is now.
+        _remove(writer, src, old, kind)
+        return ""
+    if os.path.lexists(dest):
+        return (f"{job.relpath}: {src.name} (from its old name {old.relpath}) was not moved "
+                f"because {dest.name} already exists; both are kept, merge them by hand")
+    if not _rename_no_clobber(src, dest):
+        return (f"{job.relpath}: {src.name} (from its old name {old.relpath}) could not be "
+                f"moved to {dest.name}; it was kept where it is")
+    writer.wrote_in(dest.parent)
+    writer.wrote_in(src.parent)
+    with writer.tx() as conn:
+        ledger_files.move_stub(conn, (old.dataset, old.relpath), (job.dataset, job.relpath),
+                               kind, str(dest))
+    return ""
+
+
+def _refresh(writer: Writer, job: StubJob, kind: str, old_sha: str | None, sha: str) -> None:
+    path = stub_path(job.audio, kind)
+    if not os.path.lexists(path):
+        return  # written fresh with the others
+    current = hash_or_none(path)
+    recorded = _recorded(writer, job, kind)
+    data = job.texts[kind].encode("utf-8")
+    if recorded is not None and current == recorded:
+        # Ours, untouched: rewrite from the new tags. (A user saving in the instant between
+        # the hash and the rename would lose that save; editors save far less often.)
+        if current != sha256_bytes(data):
+            atomic_write_bytes(path, data)
+            with writer.tx() as conn:
+                ledger_files.record_stub(conn, job.dataset, job.relpath, kind, str(path),
+                                         sha256_bytes(data))
+        return
+    if current is not None:
+        with writer.tx() as conn:
+            ledger_files.record_stale_review(conn, StaleReview(
+                job.dataset, job.relpath, kind, str(path), current, old_sha, sha, time.time()))
+
+
+def _stub_record(writer: Writer, row: FileRow, kind: str) -> ledger_files.StubRow | None:
+    return ledger_files.stub_record(writer.ledger.connect(), row.dataset, row.relpath, kind)
+
+
+def _recorded(writer: Writer, job: StubJob, kind: str) -> str | None:
+    return ledger_files.stub_hash(writer.ledger.connect(), job.dataset, job.relpath, kind)
+
+
+def _old_stub(cfg: Config, old: FileRow, kind: str, recorded: str | None) -> Path | None:
+    """The old name's sidecar on disk: where acewatchd wrote it, else beside where the song
+    was (its folder listed, since the name on disk may be NFD where the ledger key is NFC)."""
+    if recorded and os.path.lexists(recorded):
+        return Path(recorded)
+    rel = Path(old.relpath)
+    folder = locate(cfg, old.dataset, str(rel.parent))  # "." for a song at the top
+    if folder is None:
+        return None
+    wanted = unicodedata.normalize("NFC", f"{rel.stem}.{kind}.txt")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    match = next((n for n in names if unicodedata.normalize("NFC", n) == wanted), None)
+    return None if match is None else folder / match
+
+
+def _rename_no_clobber(src: Path, dest: Path) -> bool:
+    """link + unlink never replaces an existing name (os.rename would); on a file system
+    without hard links (exFAT, some network shares) rename after a last look."""
+    try:
+        os.link(src, dest, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    except OSError:
+        if os.path.lexists(dest):
+            return False
+        try:
+            os.rename(src, dest)
+        except OSError:
+            return False
+        return True
+    try:
+        os.unlink(src)
+    except FileNotFoundError:
+        pass
+    return True
+
+
+def _remove(writer: Writer, path: Path, old: FileRow, kind: str) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    writer.wrote_in(path.parent)
+    with writer.tx() as conn:
+        ledger_files.forget_stub(conn, old.dataset, old.relpath, kind)
