@@ -93,10 +93,14 @@ def apply(writer: Writer, cfg: Config, job: StubJob, changes: list[Change],
 def _move(writer: Writer, cfg: Config, old: FileRow, job: StubJob, kind: str) -> str:
     record = _stub_record(writer, old, kind)
     src = _old_stub(cfg, old, kind, record.stub_path if record else None)
+    dest = stub_path(job.audio, kind)
     if src is None:
+        if record is not None and os.path.lexists(dest):
+            _follow(writer, old, job, kind, dest)  # it came along: a whole folder was moved
+            if old.dataset != job.dataset:
+                _rewrite_if_ours(writer, job, kind, dest)  # our text named the old tag
         return ""
     ours = record is not None and hash_or_none(src) == record.sha256
-    dest = stub_path(job.audio, kind)
     if ours and (old.dataset != job.dataset or os.path.lexists(dest)):
         # An untouched copy of our own text: nothing of the user's is lost by removing it,
         # and the song gets a stub written for where it is now.
@@ -110,32 +114,44 @@ def _move(writer: Writer, cfg: Config, old: FileRow, job: StubJob, kind: str) ->
                 f"moved to {dest.name}; it was kept where it is")
     writer.wrote_in(dest.parent)
     writer.wrote_in(src.parent)
+    _follow(writer, old, job, kind, dest)
+    return ""
+
+
+def _follow(writer: Writer, old: FileRow, job: StubJob, kind: str, dest: Path) -> None:
+    """The ledger's record of the stub (what acewatchd wrote, a stale review) follows it."""
     with writer.tx() as conn:
         ledger_files.move_stub(conn, (old.dataset, old.relpath), (job.dataset, job.relpath),
                                kind, str(dest))
-    return ""
 
 
 def _refresh(writer: Writer, job: StubJob, kind: str, old_sha: str | None, sha: str) -> None:
     path = stub_path(job.audio, kind)
     if not os.path.lexists(path):
         return  # written fresh with the others
-    current = hash_or_none(path)
-    recorded = _recorded(writer, job, kind)
-    data = job.texts[kind].encode("utf-8")
-    if recorded is not None and current == recorded:
-        # Ours, untouched: rewrite from the new tags. (A user saving in the instant between
-        # the hash and the rename would lose that save; editors save far less often.)
-        if current != sha256_bytes(data):
-            atomic_write_bytes(path, data)
-            with writer.tx() as conn:
-                ledger_files.record_stub(conn, job.dataset, job.relpath, kind, str(path),
-                                         sha256_bytes(data))
+    if _rewrite_if_ours(writer, job, kind, path):
         return
+    current = hash_or_none(path)
     if current is not None:
         with writer.tx() as conn:
             ledger_files.record_stale_review(conn, StaleReview(
                 job.dataset, job.relpath, kind, str(path), current, old_sha, sha, time.time()))
+
+
+def _rewrite_if_ours(writer: Writer, job: StubJob, kind: str, path: Path) -> bool:
+    """Rewrite the stub with the job's text if it is still what acewatchd wrote; False if it
+    is the user's. (A save in the instant between the hash and the rename would be lost;
+    editors save far less often than that.)"""
+    current = hash_or_none(path)
+    if current is None or current != _recorded(writer, job, kind):
+        return False
+    data = job.texts[kind].encode("utf-8")
+    if current != sha256_bytes(data):
+        atomic_write_bytes(path, data)
+        with writer.tx() as conn:
+            ledger_files.record_stub(conn, job.dataset, job.relpath, kind, str(path),
+                                     sha256_bytes(data))
+    return True
 
 
 def _stub_record(writer: Writer, row: FileRow, kind: str) -> ledger_files.StubRow | None:

@@ -103,8 +103,9 @@ SCHEMA: list[str] = [
     );
     """,
     # 2: a song whose content changed while the user had edited its caption or lyrics (the
-    # edit is kept, status says the two may no longer match); and events looked up by the file
-    # they are about, so a file's stale ingest warnings are dropped once it is stubbed.
+    # edit is kept, status says the two may no longer match); events looked up by the file
+    # they are about, so a file's stale ingest warnings are dropped once it is stubbed; and
+    # files by content alone, so a new name is matched to a moved song in any dataset.
     """
     CREATE TABLE stale_reviews (
         dataset     TEXT NOT NULL,
@@ -118,6 +119,7 @@ SCHEMA: list[str] = [
         PRIMARY KEY (dataset, relpath, kind)
     );
     CREATE INDEX events_subject ON events (dataset, subject);
+    CREATE INDEX files_sha_any ON files (sha256);
     """,
 ]
 

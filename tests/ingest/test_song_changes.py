@@ -136,6 +136,19 @@ def test_renamed_song_carries_its_stubs(home: Home, daemon: Daemon,
     assert ds["stubs"] == {"untouched": 1, "reviewed": 1, "missing": 0}
 
 
+def test_renamed_folder_keeps_its_songs_records(home: Home, daemon: Daemon,
+                                               songs: dict[str, Path]) -> None:
+    audio = ingest(daemon, songs["old"], home.drop / KIM / "album A" / "x.mp3")
+    side(audio, "caption").write_text("edited x\n", "utf-8")
+    os.rename(home.drop / KIM / "album A", home.drop / KIM / "album B")
+    moved = home.drop / KIM / "album B" / "x.mp3"
+    pump(daemon, lambda: stubbed(daemon, KIM, "album B/x.mp3", moved))
+    assert side(moved, "caption").read_text("utf-8") == "edited x\n"
+    assert live_rows(daemon) == [(KIM, "album B/x.mp3")]
+    assert report(home)["datasets"][KIM]["stubs"] == {"untouched": 1, "reviewed": 1,
+                                                      "missing": 0}
+
+
 def test_a_copy_is_not_a_move(home: Home, daemon: Daemon, songs: dict[str, Path]) -> None:
     audio = ingest(daemon, songs["old"], home.drop / KIM / "a.mp3")
     side(audio, "caption").write_text("edited a\n", "utf-8")
