@@ -34,11 +34,9 @@ from acewatchd.ingest.validate import (
     NAME_MAX,
     UNREADABLE,
     check_link,
-    forget_rejection,
     reject,
     validate,
 )
-from acewatchd.ledger import events as ledger_events
 from acewatchd.ledger import files as ledger_files
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.db import Ledger
@@ -154,7 +152,8 @@ class Ingestor:
                                                          sha=(r.sha or "")[:12]):
                 self._upsert(job.dataset, job.relpath, state="stubbed", sig=r.sig, sha=r.sha,
                              duration=r.duration)
-                self._forget_arrival_problems(job.dataset, job.relpath, notes)
+                songchange.settle_problems(self.writer, self.config(), job.dataset,
+                                           job.relpath, notes)
                 logger.info("stubbed", extra={"stubs": outcome,
                                               "duration": round(r.duration, 2)})
         return states
@@ -166,17 +165,6 @@ class Ingestor:
                                                      file=ready.job.relpath):
             return songchange.apply(self.writer, self.config(), ready.job, ready.changes,
                                     ready.sha)
-
-    def _forget_arrival_problems(self, dataset: str, relpath: str, notes: list[str]) -> None:
-        """Ingested now: a rejection from while it was still arriving (a copy stalled past
-        the settle window) is history, in rejected/ and in status. Then this pass's own."""
-        if forget_rejection(self.config().paths.rejected / dataset, relpath):
-            logger.info("an earlier rejection of this file was removed from rejected/")
-        with self.writer.tx() as conn:
-            ledger_events.forget_file_warnings(conn, dataset, relpath)
-        for note in notes:
-            self.writer.event("warning", note, dataset, relpath)
-            logger.warning("stub kept in place", extra={"reason": note})
 
     def _prepare(self, path: Path) -> str | _Ready:
         key = self.split(path)

@@ -28,6 +28,8 @@ from typing import Literal
 from acewatchd.config.schema import Config
 from acewatchd.ingest.dropdir import locate
 from acewatchd.ingest.stubs import KINDS, StubJob, hash_or_none, stub_path
+from acewatchd.ingest.validate import forget_rejection
+from acewatchd.ledger import events as ledger_events
 from acewatchd.ledger import files as ledger_files
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.files import FileRow, StaleReview
@@ -78,9 +80,12 @@ def apply(writer: Writer, cfg: Config, job: StubJob, changes: list[Change],
         if change.kind == "moved":
             warnings += [w for kind in KINDS
                          if (w := _move(writer, cfg, change.old, job, kind))]
+            warnings += [w for w in [_move_lrc(writer, cfg, change.old, job)] if w]
             with writer.tx() as conn:
                 ledger_files.set_file_state(conn, change.old.dataset, change.old.relpath,
                                             "gone")
+            # A rejection of the old name (too long, say) is about a name no longer there.
+            settle_problems(writer, cfg, change.old.dataset, change.old.relpath, [])
             logger.info("song moved", extra={"from": f"{change.old.dataset}/"
                                                      f"{change.old.relpath}"})
         else:
@@ -90,9 +95,23 @@ def apply(writer: Writer, cfg: Config, job: StubJob, changes: list[Change],
     return warnings
 
 
+def settle_problems(writer: Writer, cfg: Config, dataset: str, relpath: str,
+                    notes: list[str]) -> None:
+    """The file is ingested: a rejection from while it was still arriving (a copy stalled
+    past the settle window) and its warnings are history, in rejected/ and in status. Then
+    this pass's own ``notes`` are recorded."""
+    if forget_rejection(cfg.paths.rejected / dataset, relpath):
+        logger.info("an earlier rejection of this file was removed from rejected/")
+    with writer.tx() as conn:
+        ledger_events.forget_file_warnings(conn, dataset, relpath)
+    for note in notes:
+        writer.event("warning", note, dataset, relpath)
+        logger.warning("sidecar kept in place", extra={"reason": note})
+
+
 def _move(writer: Writer, cfg: Config, old: FileRow, job: StubJob, kind: str) -> str:
     record = _stub_record(writer, old, kind)
-    src = _old_stub(cfg, old, kind, record.stub_path if record else None)
+    src = _old_sidecar(cfg, old, f".{kind}.txt", record.stub_path if record else None)
     dest = stub_path(job.audio, kind)
     if src is None:
         if record is not None and os.path.lexists(dest):
@@ -106,15 +125,29 @@ def _move(writer: Writer, cfg: Config, old: FileRow, job: StubJob, kind: str) ->
         # and the song gets a stub written for where it is now.
         _remove(writer, src, old, kind)
         return ""
+    problem = _carry_file(writer, old, job, src, dest)
+    if not problem:
+        _follow(writer, old, job, kind, dest)
+    return problem
+
+
+def _move_lrc(writer: Writer, cfg: Config, old: FileRow, job: StubJob) -> str:
+    """A ``<stem>.lrc`` beside the song is where its lyrics came from: it goes along too."""
+    src = _old_sidecar(cfg, old, ".lrc", None)
+    return "" if src is None else _carry_file(writer, old, job, src,
+                                              job.audio.with_name(f"{job.audio.stem}.lrc"))
+
+
+def _carry_file(writer: Writer, old: FileRow, job: StubJob, src: Path, dest: Path) -> str:
+    """Rename ``src`` to ``dest`` unless something is there; '' or the warning."""
     if os.path.lexists(dest):
-        return (f"{job.relpath}: {src.name} (from its old name {old.relpath}) was not moved "
+        return (f"{src.name} (from this song's old name {old.relpath}) was not moved "
                 f"because {dest.name} already exists; both are kept, merge them by hand")
     if not _rename_no_clobber(src, dest):
-        return (f"{job.relpath}: {src.name} (from its old name {old.relpath}) could not be "
+        return (f"{src.name} (from this song's old name {old.relpath}) could not be "
                 f"moved to {dest.name}; it was kept where it is")
     writer.wrote_in(dest.parent)
     writer.wrote_in(src.parent)
-    _follow(writer, old, job, kind, dest)
     return ""
 
 
@@ -162,7 +195,7 @@ def _recorded(writer: Writer, job: StubJob, kind: str) -> str | None:
     return ledger_files.stub_hash(writer.ledger.connect(), job.dataset, job.relpath, kind)
 
 
-def _old_stub(cfg: Config, old: FileRow, kind: str, recorded: str | None) -> Path | None:
+def _old_sidecar(cfg: Config, old: FileRow, suffix: str, recorded: str | None) -> Path | None:
     """The old name's sidecar on disk: where acewatchd wrote it, else beside where the song
     was (its folder listed, since the name on disk may be NFD where the ledger key is NFC)."""
     if recorded and os.path.lexists(recorded):
@@ -171,7 +204,7 @@ def _old_stub(cfg: Config, old: FileRow, kind: str, recorded: str | None) -> Pat
     folder = locate(cfg, old.dataset, str(rel.parent))  # "." for a song at the top
     if folder is None:
         return None
-    wanted = unicodedata.normalize("NFC", f"{rel.stem}.{kind}.txt")
+    wanted = unicodedata.normalize("NFC", f"{rel.stem}{suffix}")
     try:
         names = os.listdir(folder)
     except OSError:

@@ -7,7 +7,9 @@ without a BPM tag does not get ", bpm," in its caption.
 
 Ownership rule: acewatchd writes a stub only where no file exists (atomic, never clobbering)
 and records the sha256 of what it wrote. From then on a stub whose hash differs is the user's
-("reviewed") and is never touched again; a stub matching our hash is "untouched".
+("reviewed") and is never overwritten; a stub matching our hash is "untouched", and is
+rewritten only when its song is replaced (``ingest.songchange``, which also carries stubs
+along when a song is moved).
 """
 
 from __future__ import annotations

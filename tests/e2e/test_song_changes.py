@@ -9,13 +9,13 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from acewatchd.demo.audiogen import SongTags, make_mp3
+from acewatchd.ledger.db import open_readonly
 from acewatchd.util.files import sha256_file
 from tests.support.home import Home, run_cli
 from tests.support.waiting import wait_until
@@ -29,7 +29,10 @@ def side(audio: Path, kind: str) -> Path:
 
 
 def rows(home: Home) -> dict[str, tuple[str, str]]:
-    conn = sqlite3.connect(home.state / "ledger.sqlite3", timeout=10)
+    """The dataset's ledger rows; none while the daemon is still creating the ledger."""
+    conn = open_readonly(home.state)
+    if conn is None:
+        return {}
     try:
         found = conn.execute("SELECT relpath, state, sha256 FROM files WHERE dataset=?", (KIM,))
         return {r[0]: (r[1], r[2]) for r in found}

@@ -123,13 +123,16 @@ def test_renamed_song_carries_its_stubs(home: Home, daemon: Daemon,
     audio = ingest(daemon, songs["old"], home.drop / KIM / "01 old.mp3")
     side(audio, "caption").write_text("my caption for this one\n", "utf-8")
     lyrics = side(audio, "lyrics").read_text("utf-8")
+    audio.with_suffix(".lrc").write_text("[00:01.00]옛 가사\n", "utf-8")  # the user's
     moved = home.drop / KIM / "sub" / "renamed.mp3"
     moved.parent.mkdir()
     os.rename(audio, moved)
     pump(daemon, lambda: stubbed(daemon, KIM, "sub/renamed.mp3", moved))
     assert side(moved, "caption").read_text("utf-8") == "my caption for this one\n"
     assert side(moved, "lyrics").read_text("utf-8") == lyrics
-    assert not side(audio, "caption").exists() and not side(audio, "lyrics").exists()
+    assert moved.with_suffix(".lrc").read_text("utf-8") == "[00:01.00]옛 가사\n"
+    assert sorted(p.name for p in (home.drop / KIM).rglob("*.*") if p.parent == audio.parent
+                  and p.is_file()) == []  # no orphan sidecar
     assert live_rows(daemon) == [(KIM, "sub/renamed.mp3")]  # counted once
     ds = report(home)["datasets"][KIM]
     assert ds["files"] == {"stubbed": 1}
