@@ -113,8 +113,8 @@ def _lyrics_not_found(cfg: Config, stub: StubRow) -> bool:
 
 
 def _no_lyrics_fix(name: str) -> str:
-    return (f"no lyrics found: add `{name}` with the song's lyrics (until then it holds "
-            f"{INSTRUMENTAL} and the song trains as an instrumental)")
+    return (f"no lyrics found: add `{name}` (put the song's lyrics in it; until you edit it, "
+            f"it says {INSTRUMENTAL} and the song trains as an instrumental)")
 
 
 def _changed_after_review(conn: sqlite3.Connection, out: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 Every step checks its artifact before doing work, so duplicate events, rescans and a restart
 after kill -9 are no-ops: a file whose (size, mtime_ns, inode) matches a finished ledger row is
-skipped without reading it; stubs are written only where none exists. Ledger paths are
+skipped without reading it; stubs are written only where none exists, after a replaced or
+moved song's stubs were refreshed or carried along (``ingest.songchange``). Ledger paths are
 NFC-normalised (macOS hands out NFD names); the files on disk keep whatever form they have, and
 ``dropdir.locate()`` maps a ledger row back to its file.
 """

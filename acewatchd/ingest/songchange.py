@@ -175,15 +175,16 @@ def _rewrite_if_ours(writer: Writer, job: StubJob, kind: str, path: Path) -> boo
     """Rewrite the stub with the job's text if it is still what acewatchd wrote; False if it
     is the user's. (A save in the instant between the hash and the rename would be lost;
     editors save far less often than that.)"""
-    current = hash_or_none(path)
-    if current is None or current != _recorded(writer, job, kind):
-        return False
+    current, recorded = hash_or_none(path), _recorded(writer, job, kind)
     data = job.texts[kind].encode("utf-8")
-    if current != sha256_bytes(data):
+    digest = sha256_bytes(data)
+    if current is None or current not in (recorded, digest):
+        return False
+    if current != digest:
         atomic_write_bytes(path, data)
+    if recorded != digest:  # also after a kill -9 between the write and the ledger commit
         with writer.tx() as conn:
-            ledger_files.record_stub(conn, job.dataset, job.relpath, kind, str(path),
-                                     sha256_bytes(data))
+            ledger_files.record_stub(conn, job.dataset, job.relpath, kind, str(path), digest)
     return True
 
 

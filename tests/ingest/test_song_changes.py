@@ -17,7 +17,10 @@ from acewatchd.commands.status import collect, render
 from acewatchd.config.load import load_config
 from acewatchd.daemon.daemon import Daemon
 from acewatchd.demo.audiogen import SongTags, make_mp3
+from acewatchd.ingest.stubs import caption_text
+from acewatchd.ingest.tags import read_audio
 from acewatchd.ingest.validate import forget_rejection
+from acewatchd.nightly.prepare.prepare import dataset_content_hash
 from acewatchd.util.files import sha256_file
 from tests.support.home import Home
 from tests.support.ingest import pump, reason_file, state
@@ -105,9 +108,22 @@ def test_atomic_save_over_a_song_keeps_the_users_caption(home: Home, daemon: Dae
     assert report(home)["datasets"][KIM]["changed_after_review"] == []
 
 
+def test_replace_after_a_kill_between_stub_and_ledger(home: Home, daemon: Daemon,
+                                                      songs: dict[str, Path]) -> None:
+    """The new caption was written, then the daemon was killed before the ledger said so:
+    the stub holds exactly what acewatchd would write, so it is ours, not a user's review."""
+    audio = ingest(daemon, songs["old"], home.drop / KIM / "song.mp3")
+    text = caption_text(read_audio(songs["new"]), daemon.cfg.dataset(KIM), "song")
+    side(audio, "caption").write_text(text, "utf-8")
+    shutil.copyfile(songs["new"], audio)
+    pump(daemon, lambda: stubbed(daemon, KIM, "song.mp3", audio))
+    ds = report(home)["datasets"][KIM]
+    assert ds["changed_after_review"] == []
+    assert ds["stubs"] == {"untouched": 2, "reviewed": 0, "missing": 0}
+
+
 def test_replaced_song_retrains_by_content_hash(home: Home, daemon: Daemon,
                                                 songs: dict[str, Path]) -> None:
-    from acewatchd.nightly.prepare.prepare import dataset_content_hash
     audio = ingest(daemon, songs["old"], home.drop / KIM / "song.mp3")
     before = dataset_content_hash(daemon.cfg, daemon.ledger, KIM)
     shutil.copyfile(songs["new"], audio)

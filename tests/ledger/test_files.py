@@ -3,11 +3,12 @@ coalescing upsert, the scan's missing rows, and the stub rows."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from acewatchd.ledger import files
 from acewatchd.ledger.batch import Writer
-from acewatchd.ledger.db import Ledger
+from acewatchd.ledger.db import DB_NAME, SCHEMA, Ledger
 
 
 def test_a_file_row_through_its_states(tmp_path: Path) -> None:
@@ -85,9 +86,6 @@ def test_stub_rows(tmp_path: Path) -> None:
 
 
 def test_a_version_1_ledger_opens_and_keeps_its_rows(tmp_path: Path) -> None:
-    import sqlite3
-
-    from acewatchd.ledger.db import DB_NAME, SCHEMA
     conn = sqlite3.connect(tmp_path / DB_NAME)
     conn.executescript(SCHEMA[0] + ";PRAGMA user_version=1;")
     conn.execute("INSERT INTO files (dataset, relpath, state, first_seen, updated, sha256) "
