@@ -128,6 +128,13 @@ def forget_rejection(rejected_dir: Path, relpath: str) -> bool:
             pass
         except OSError:  # a folder in its place, no permission: leave it, say nothing
             pass
+    folder = dest.parent
+    while found and folder != rejected_dir and folder.is_relative_to(rejected_dir):
+        try:
+            folder.rmdir()  # the sub-folders made for it, once empty
+        except OSError:
+            break
+        folder = folder.parent
     return found
 
 

@@ -230,8 +230,15 @@ def test_stalled_copy_rejected_then_completed(home: Home, daemon: Daemon,
     assert "slow.mp3 was rejected" not in render(status)
 
 
-def test_forget_rejection_without_one(tmp_path: Path) -> None:
-    assert forget_rejection(tmp_path / "rejected" / KIM, "never.mp3") is False
+def test_forget_rejection_removes_only_its_own(tmp_path: Path) -> None:
+    rejected = tmp_path / "rejected" / KIM
+    assert forget_rejection(rejected, "never.mp3") is False
+    (rejected / "cd 1" / "cd 1a").mkdir(parents=True)
+    for name in ("x.mp3", "x.mp3.reason.txt"):
+        (rejected / "cd 1" / "cd 1a" / name).write_text("x", "utf-8")
+    (rejected / "cd 1" / "other.mp3.reason.txt").write_text("y", "utf-8")
+    assert forget_rejection(rejected, "cd 1/cd 1a/x.mp3") is True
+    assert sorted(p.name for p in rejected.rglob("*")) == ["cd 1", "other.mp3.reason.txt"]
 
 
 # ---- point 1 (status): no lyrics found in a sung dataset
