@@ -114,7 +114,7 @@ def _move(writer: Writer, cfg: Config, old: FileRow, job: StubJob, kind: str) ->
     src = _old_sidecar(cfg, old, f".{kind}.txt", record.stub_path if record else None)
     dest = stub_path(job.audio, kind)
     if src is None:
-        if record is not None and os.path.lexists(dest):
+        if record is not None and os.path.lexists(dest) and _recorded(writer, job, kind) is None:
             _follow(writer, old, job, kind, dest)  # it came along: a whole folder was moved
             if old.dataset != job.dataset:
                 _rewrite_if_ours(writer, job, kind, dest)  # our text named the old tag

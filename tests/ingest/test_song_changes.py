@@ -193,6 +193,23 @@ def test_move_onto_existing_sidecars_keeps_both(home: Home, daemon: Daemon,
     assert "a.caption.txt" in warning["message"] and "both are kept" in warning["message"]
 
 
+def test_rename_over_another_song(home: Home, daemon: Daemon, songs: dict[str, Path]) -> None:
+    a = ingest(daemon, songs["old"], home.drop / KIM / "a.mp3")
+    b = ingest(daemon, songs["new"], home.drop / KIM / "b.mp3")
+    side(b, "caption").write_text("edited b\n", "utf-8")
+    os.rename(b, a)  # a now holds b's song
+    pump(daemon, lambda: stubbed(daemon, KIM, "a.mp3", a))
+    assert "New Singer style" in side(a, "caption").read_text("utf-8")  # ours: rewritten
+    assert side(a, "lyrics").read_text("utf-8") == "새 가사\n"
+    assert side(b, "caption").read_text("utf-8") == "edited b\n"  # kept, with a warning
+    assert not side(b, "lyrics").exists()  # an untouched copy of ours: no orphan
+    assert live_rows(daemon) == [(KIM, "a.mp3")]
+    status = report(home)
+    assert status["datasets"][KIM]["stubs"] == {"untouched": 2, "reviewed": 0, "missing": 0}
+    assert any("b.caption.txt" in e["message"] and "both are kept" in e["message"]
+               for e in status["recent_errors"])
+
+
 def test_move_into_another_dataset(home: Home, daemon: Daemon, songs: dict[str, Path]) -> None:
     audio = ingest(daemon, songs["old"], home.drop / KIM / "a.mp3")
     side(audio, "lyrics").write_text("[verse]\n내 가사\n", "utf-8")
