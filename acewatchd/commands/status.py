@@ -20,7 +20,7 @@ from acewatchd.config.load import find_config_path, load_config
 from acewatchd.config.schema import Config
 from acewatchd.errors import ConfigError
 from acewatchd.ingest.pipeline import locate
-from acewatchd.ingest.stubs import KINDS, stub_path, stub_state
+from acewatchd.ingest.stubs import INSTRUMENTAL, KINDS, hash_or_none, stub_path, stub_state
 from acewatchd.ledger import pace
 from acewatchd.ledger import report as q
 from acewatchd.ledger.db import open_readonly
@@ -31,10 +31,15 @@ from acewatchd.ledger.events import (
     KV_SCHEDULE_NEXT,
     all_kv,
 )
+from acewatchd.ledger.files import StubRow
 from acewatchd.nightly.forecast import forecast
+from acewatchd.util.files import sha256_bytes
 from acewatchd.util.locks import holder_pid
 
 _RECENT_EVENTS = 10
+_LISTED = 10  # songs named per dataset and problem in the text report (--json lists all)
+# What ingest writes as lyrics when it found none (ingest.stubs.lyrics_text).
+_NO_LYRICS_SHA = sha256_bytes(f"{INSTRUMENTAL}\n".encode())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,14 +92,53 @@ def _datasets(conn: sqlite3.Connection, cfg: Config | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for count in q.live_state_counts(conn):
         ds = out.setdefault(count.dataset, {"files": {}, "stubs": {
-            "untouched": 0, "reviewed": 0, "missing": 0}})
+            "untouched": 0, "reviewed": 0, "missing": 0}, "no_lyrics": [],
+            "changed_after_review": []})
         ds["files"][count.state] = count.count
     for stub in q.live_stubs(conn):
         if stub.dataset in out:
-            out[stub.dataset]["stubs"][stub_state(stub.sha256, Path(stub.stub_path))] += 1
+            verdict = stub_state(stub.sha256, Path(stub.stub_path))
+            out[stub.dataset]["stubs"][verdict] += 1
+            if cfg is not None and verdict == "untouched" and _lyrics_not_found(cfg, stub):
+                out[stub.dataset]["no_lyrics"].append({
+                    "file": stub.relpath, "stub": Path(stub.stub_path).name,
+                    "fix": _no_lyrics_fix(Path(stub.stub_path).name)})
+    _changed_after_review(conn, out)
     if cfg is not None:
         _count_users_own(conn, cfg, out)
     return out
+
+
+def _lyrics_not_found(cfg: Config, stub: StubRow) -> bool:
+    """Ingest found no lyrics in the tags or beside the song of a dataset that is not
+    instrumental, and the stub it wrote still says so: the song trains as an instrumental."""
+    return (stub.kind == "lyrics" and stub.sha256 == _NO_LYRICS_SHA
+            and not cfg.dataset(stub.dataset).instrumental)
+
+
+def _no_lyrics_fix(name: str) -> str:
+    return (f"no lyrics found: add `{name}` (put the song's lyrics in it; until you edit it, "
+            f"it says {INSTRUMENTAL} and the song trains as an instrumental)")
+
+
+def _changed_after_review(conn: sqlite3.Connection, out: dict[str, Any]) -> None:
+    """Songs replaced after the user edited a stub: the edit was kept and may no longer match.
+    Listed until the stub is edited again (or the song removed)."""
+    try:
+        reviews = q.stale_reviews(conn)
+    except sqlite3.OperationalError:  # a ledger from before stale reviews (daemon not updated)
+        return
+    by_file: dict[tuple[str, str], list[str]] = {}
+    for review in reviews:
+        if review.dataset in out and hash_or_none(Path(review.stub_path)) == review.stub_sha256:
+            by_file.setdefault((review.dataset, review.relpath), []).append(review.kind)
+    for (dataset, relpath), kinds in by_file.items():
+        names = " and ".join(f"`{Path(relpath).stem}.{k}.txt`" for k in kinds)
+        out[dataset]["changed_after_review"].append({
+            "file": relpath, "kinds": kinds,
+            "fix": f"the song changed after its {' and '.join(kinds)} "
+                   f"{'were' if len(kinds) > 1 else 'was'} reviewed: check that {names} "
+                   f"{'still match' if len(kinds) > 1 else 'still matches'} the new audio"})
 
 
 def _count_users_own(conn: sqlite3.Connection, cfg: Config, out: dict[str, Any]) -> None:
@@ -190,6 +234,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"dataset  {name}: {counts}; stubs {stubs['reviewed']} reviewed, "
                      f"{stubs['untouched']} untouched"
                      + (f", {stubs['missing']} missing" if stubs["missing"] else ""))
+        lines += _song_notes(ds.get("changed_after_review", []) + ds.get("no_lyrics", []))
     if not report["datasets"]:
         lines.append("dataset  (none yet: copy songs into drop/<dataset>/)")
     lines += _render_runs(report)
@@ -197,6 +242,15 @@ def render(report: dict[str, Any]) -> str:
         where = "/".join(x for x in (ev["dataset"], ev["subject"]) if x)
         lines.append(f"{ev['level']:<8} {ev['time']} {where}: {ev['message']}")
     return "\n".join(printable(line) for line in lines)
+
+
+def _song_notes(notes: list[dict[str, Any]]) -> list[str]:
+    lines = [f"         {note['file']}: {note['fix']}"
+             for note in sorted(notes, key=lambda n: str(n["file"]))[:_LISTED]]
+    if len(notes) > _LISTED:
+        lines.append(f"         ... and {len(notes) - _LISTED} more (acewatchd status --json "
+                     "lists them all)")
+    return lines
 
 
 def printable(line: str) -> str:

@@ -2,7 +2,8 @@
 
 Every step checks its artifact before doing work, so duplicate events, rescans and a restart
 after kill -9 are no-ops: a file whose (size, mtime_ns, inode) matches a finished ledger row is
-skipped without reading it; stubs are written only where none exists. Ledger paths are
+skipped without reading it; stubs are written only where none exists, after a replaced or
+moved song's stubs were refreshed or carried along (``ingest.songchange``). Ledger paths are
 NFC-normalised (macOS hands out NFD names); the files on disk keep whatever form they have, and
 ``dropdir.locate()`` maps a ledger row back to its file.
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from acewatchd.config.schema import Config
+from acewatchd.ingest import songchange
 from acewatchd.ingest.dropdir import STALE_TEMP_SECONDS, ignored_name, locate, nfc, walk_drop
 from acewatchd.ingest.settle import Signature, signature
 from acewatchd.ingest.stubs import (
@@ -46,6 +49,17 @@ logger = logging.getLogger(__name__)
 DONE_STATES: tuple[FileState, ...] = ("stubbed", "rejected")
 
 __all__ = ["Ingestor", "ignored_name", "locate", "nfc", "walk_drop"]
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A valid file whose stubs are to be written, and what changed since the ledger saw it."""
+
+    job: StubJob
+    sig: Signature
+    sha: str | None
+    duration: float
+    changes: list[songchange.Change]
 
 
 class Ingestor:
@@ -123,22 +137,37 @@ class Ingestor:
         round instead of two fsyncs per song), then record them stubbed. Call inside
         ``self.writer.batch()`` to make the ledger writes one transaction as well."""
         states: list[str] = []
-        jobs: list[tuple[int, StubJob, Signature, str | None, float]] = []
-        for index, path in enumerate(paths):
+        ready: list[_Ready] = []
+        for path in paths:
             result = self._prepare(path)
             states.append(result if isinstance(result, str) else "stubbed")
             if not isinstance(result, str):
-                jobs.append((index, *result))
-        outcomes = write_stubs_many(self.writer, [job for _, job, *_ in jobs])
-        for (_index, job, sig, sha, duration), outcome in zip(jobs, outcomes, strict=True):
+                ready.append(result)
+        # A moved or replaced song's stubs are carried or refreshed first, so that only the
+        # ones still missing are written below.
+        warnings = [self._carry(r) for r in ready]
+        outcomes = write_stubs_many(self.writer, [r.job for r in ready])
+        for r, outcome, notes in zip(ready, outcomes, warnings, strict=True):
+            job = r.job
             with structlog.contextvars.bound_contextvars(dataset=job.dataset, file=job.relpath,
-                                                         sha=(sha or "")[:12]):
-                self._upsert(job.dataset, job.relpath, state="stubbed", sig=sig, sha=sha,
-                             duration=duration)
-                logger.info("stubbed", extra={"stubs": outcome, "duration": round(duration, 2)})
+                                                         sha=(r.sha or "")[:12]):
+                self._upsert(job.dataset, job.relpath, state="stubbed", sig=r.sig, sha=r.sha,
+                             duration=r.duration)
+                songchange.settle_problems(self.writer, self.config(), job.dataset,
+                                           job.relpath, notes)
+                logger.info("stubbed", extra={"stubs": outcome,
+                                              "duration": round(r.duration, 2)})
         return states
 
-    def _prepare(self, path: Path) -> str | tuple[StubJob, Signature, str | None, float]:
+    def _carry(self, ready: _Ready) -> list[str]:
+        if not ready.changes or ready.sha is None:
+            return []
+        with structlog.contextvars.bound_contextvars(dataset=ready.job.dataset,
+                                                     file=ready.job.relpath):
+            return songchange.apply(self.writer, self.config(), ready.job, ready.changes,
+                                    ready.sha)
+
+    def _prepare(self, path: Path) -> str | _Ready:
         key = self.split(path)
         if key is None:
             return ""
@@ -153,8 +182,7 @@ class Ingestor:
                 return self._reject(path, dataset, relpath, None, None,
                                     f"it {UNREADABLE} ({exc.strerror or exc})", copy=False)
 
-    def _check(self, path: Path, dataset: str, relpath: str) -> str | tuple[
-            StubJob, Signature, str | None, float]:
+    def _check(self, path: Path, dataset: str, relpath: str) -> str | _Ready:
         sig = signature(path)
         row = self._row(dataset, relpath)
         if row is not None and self._done(row, sig, path):
@@ -173,10 +201,10 @@ class Ingestor:
             sha = None
         with structlog.contextvars.bound_contextvars(sha=(sha or "")[:12]):
             self._upsert(dataset, relpath, state="settled", sig=sig, sha=sha)
-            return self._validate(path, dataset, relpath, sig, sha)
+            return self._validate(path, dataset, relpath, sig, sha, row)
 
     def _validate(self, path: Path, dataset: str, relpath: str, sig: Signature,
-                  sha: str | None) -> str | tuple[StubJob, Signature, str | None, float]:
+                  sha: str | None, prior: FileRow | None) -> str | _Ready:
         cfg = self.config()
         verdict = validate(path, cfg.watch)
         if verdict.info is None:
@@ -187,7 +215,9 @@ class Ingestor:
         ds = cfg.dataset(dataset)
         texts = {"caption": caption_text(verdict.info, ds, path.stem),
                  "lyrics": lyrics_text(verdict.info, ds)}
-        return StubJob(dataset, relpath, path, texts), sig, sha, verdict.info.duration
+        changes = songchange.detect(self.writer, cfg, dataset, relpath, prior, sha)
+        return _Ready(StubJob(dataset, relpath, path, texts), sig, sha, verdict.info.duration,
+                      changes)
 
     def _reject(self, path: Path, dataset: str, relpath: str, sig: Signature | None,
                 sha: str | None,

@@ -7,7 +7,9 @@ without a BPM tag does not get ", bpm," in its caption.
 
 Ownership rule: acewatchd writes a stub only where no file exists (atomic, never clobbering)
 and records the sha256 of what it wrote. From then on a stub whose hash differs is the user's
-("reviewed") and is never touched again; a stub matching our hash is "untouched".
+("reviewed") and is never overwritten; a stub matching our hash is "untouched", and is
+rewritten only when its song is replaced (``ingest.songchange``, which also carries stubs
+along when a song is moved).
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def _create_and_sync(todo: list[tuple[int, str, Path, bytes]],
 
 def _existing(writer: Writer, job: StubJob, kind: str, path: Path, digest: str) -> str:
     recorded = _recorded(writer, job.dataset, job.relpath, kind)
-    current = _hash_or_none(path)
+    current = hash_or_none(path)
     if recorded is None and current == digest:
         _record(writer, job.dataset, job.relpath, kind, path, digest)  # written, then killed
         return "ours"
@@ -179,7 +181,7 @@ def _link(writer: Writer, job: StubJob, kind: str, path: Path, fd: int, tmp: str
 
 def stub_state(ledger_hash: str | None, path: Path) -> str:
     """'untouched' (still what we wrote), 'reviewed' (edited or the user's own), 'missing'."""
-    current = _hash_or_none(path)
+    current = hash_or_none(path)
     if current is None:
         return "reviewed" if os.path.lexists(path) else "missing"
     return "untouched" if current == ledger_hash else "reviewed"
@@ -215,7 +217,7 @@ def _dedupe(parts: list[str]) -> list[str]:
 _STUB_LIMIT = 1 << 20  # a sidecar larger than 1 MB is the user's, never hashed
 
 
-def _hash_or_none(path: Path) -> str | None:
+def hash_or_none(path: Path) -> str | None:
     """Hash of a regular sidecar; None for anything else (FIFO, device, symlink, huge,
     unreadable), which is then the user's: never read, never overwritten."""
     try:

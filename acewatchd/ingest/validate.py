@@ -115,6 +115,29 @@ def reject(path: Path, rejected_dir: Path, relpath: str, reason: str, *, copy: b
     return reason_file
 
 
+def forget_rejection(rejected_dir: Path, relpath: str) -> bool:
+    """Remove the copy and reason file an earlier rejection left (the file has since been
+    ingested: it was rejected while still arriving). True if there was one."""
+    dest = rejected_dir / relpath
+    found = False
+    for path in (dest.with_name(_reason_name(dest.name)), dest):
+        try:
+            path.unlink()
+            found = True
+        except FileNotFoundError:
+            pass
+        except OSError:  # a folder in its place, no permission: leave it, say nothing
+            pass
+    folder = dest.parent
+    while found and folder != rejected_dir and folder.is_relative_to(rejected_dir):
+        try:
+            folder.rmdir()  # the sub-folders made for it, once empty
+        except OSError:
+            break
+        folder = folder.parent
+    return found
+
+
 def _reason_name(name: str) -> str:
     """``<name>.reason.txt``, shortened (with a hash of the full name) to fit in 255 bytes."""
     full = f"{name}.reason.txt"

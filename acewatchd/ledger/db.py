@@ -5,9 +5,9 @@ thread (sqlite3 objects are not shared across threads); ``Ledger.connect()`` han
 its own. The schema is versioned; ``SCHEMA`` grows by appending migrations, never editing them.
 
 This module owns the connection, transactions, migrations and the read-only open; the queries
-are beside it, one module per table group: ``files`` (files + stubs, the per-file states
-seen -> settled -> valid | rejected -> stubbed -> gone), ``samples``, ``runs``, ``events``
-(events + kv) and ``status`` (the read-only report queries).
+are beside it, one module per table group: ``files`` (files, stubs and stale reviews: the
+per-file states seen -> settled -> valid | rejected -> stubbed -> gone), ``samples``, ``runs``,
+``events`` (events + kv) and ``report`` (the read-only report queries).
 """
 
 from __future__ import annotations
@@ -101,6 +101,25 @@ SCHEMA: list[str] = [
         value       TEXT NOT NULL,
         updated     REAL NOT NULL
     );
+    """,
+    # 2: a song whose content changed while the user had edited its caption or lyrics (the
+    # edit is kept, status says the two may no longer match); events looked up by the file
+    # they are about, so a file's stale ingest warnings are dropped once it is stubbed; and
+    # files by content alone, so a new name is matched to a moved song in any dataset.
+    """
+    CREATE TABLE stale_reviews (
+        dataset     TEXT NOT NULL,
+        relpath     TEXT NOT NULL,          -- the audio file whose content changed
+        kind        TEXT NOT NULL,          -- caption | lyrics
+        stub_path   TEXT NOT NULL,
+        stub_sha256 TEXT NOT NULL,          -- the user's stub when the song changed
+        old_sha256  TEXT,                   -- the audio it was reviewed with
+        new_sha256  TEXT NOT NULL,
+        since       REAL NOT NULL,
+        PRIMARY KEY (dataset, relpath, kind)
+    );
+    CREATE INDEX events_subject ON events (dataset, subject);
+    CREATE INDEX files_sha_any ON files (sha256);
     """,
 ]
 

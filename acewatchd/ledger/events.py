@@ -49,6 +49,13 @@ def insert_event(conn: sqlite3.Connection, level: EventLevel, message: str,
                  (EVENTS_KEPT,))
 
 
+def forget_file_warnings(conn: sqlite3.Connection, dataset: str, subject: str) -> None:
+    """Drop the warnings about one file (a rejection, a copy still changing): called once the
+    file is ingested, they describe a state it left (an index lookup, events_subject)."""
+    conn.execute("DELETE FROM events WHERE dataset=? AND subject=? AND level='warning'",
+                 (dataset, subject))
+
+
 def set_kv(conn: sqlite3.Connection, key: str, value: str) -> None:
     conn.execute("INSERT INTO kv (key, value, updated) VALUES (?, ?, ?) ON CONFLICT(key)"
                  " DO UPDATE SET value=excluded.value, updated=excluded.updated",

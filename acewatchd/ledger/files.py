@@ -3,7 +3,8 @@
 A file row moves through seen -> settled -> valid | rejected -> stubbed, and to gone when it
 leaves drop/. Its (size, mtime_ns, inode) is the signature a finished row is trusted by: a
 rescan skips a file whose signature still matches without reading it. A stub row holds the
-sha256 of the text acewatchd wrote, so a stub whose content differs is the user's.
+sha256 of the text acewatchd wrote, so a stub whose content differs is the user's. A stale
+review is a stub the user edited, kept when its song's content changed under it.
 
 Every function takes the connection to use and neither begins nor commits: ingest calls them
 inside ``Writer.tx()`` so that a whole batch of files is one transaction (one fsync).
@@ -96,6 +97,13 @@ def mark_gone(conn: sqlite3.Connection, keys: Iterable[FileKey]) -> None:
                      [(now, dataset, relpath) for dataset, relpath in keys])
 
 
+def rows_with_sha(conn: sqlite3.Connection, sha: str) -> list[FileRow]:
+    """Every row of this content, in any dataset: rows still live first, then the newest."""
+    rows = conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE sha256=? ORDER BY "
+                        "state = 'gone', updated DESC", (sha,)).fetchall()
+    return [_file_row(r) for r in rows]
+
+
 def stubbed_files(conn: sqlite3.Connection, dataset: str) -> list[FileRow]:
     """A dataset's finished songs with a content hash, in the order they were first seen
     (of two copies of one song, the earlier is the one used)."""
@@ -145,3 +153,57 @@ def record_stub(conn: sqlite3.Connection, dataset: str, relpath: str, kind: str,
                  "stub_path=excluded.stub_path, sha256=excluded.sha256, "
                  "written=excluded.written",
                  (dataset, relpath, kind, stub_path, sha256, time.time()))
+
+
+def stub_record(conn: sqlite3.Connection, dataset: str, relpath: str,
+                kind: str) -> StubRow | None:
+    row = conn.execute("SELECT dataset, relpath, kind, stub_path, sha256, written FROM stubs "
+                       "WHERE dataset=? AND relpath=? AND kind=?",
+                       (dataset, relpath, kind)).fetchone()
+    return None if row is None else StubRow(*row)
+
+
+def move_stub(conn: sqlite3.Connection, old: FileKey, new: FileKey, kind: str,
+              stub_path: str) -> None:
+    """A stub followed its song to a new name: its row (and any stale review) follows too."""
+    for table in ("stubs", "stale_reviews"):
+        conn.execute(f"DELETE FROM {table} WHERE dataset=? AND relpath=? AND kind=?",
+                     (*new, kind))
+        conn.execute(f"UPDATE {table} SET dataset=?, relpath=?, stub_path=? WHERE dataset=? "
+                     "AND relpath=? AND kind=?", (*new, stub_path, *old, kind))
+
+
+def forget_stub(conn: sqlite3.Connection, dataset: str, relpath: str, kind: str) -> None:
+    """The stub is gone (removed as an untouched copy of what acewatchd wrote)."""
+    for table in ("stubs", "stale_reviews"):
+        conn.execute(f"DELETE FROM {table} WHERE dataset=? AND relpath=? AND kind=?",
+                     (dataset, relpath, kind))
+
+
+# ---------------------------------------------------------------- stale reviews
+
+
+@dataclass(frozen=True)
+class StaleReview:
+    """A stub the user edited, kept when the song's content changed (status lists it while
+    the stub still holds ``stub_sha256``: editing it again is the user's new review)."""
+
+    dataset: str
+    relpath: str
+    kind: str
+    stub_path: str
+    stub_sha256: str
+    old_sha256: str | None
+    new_sha256: str
+    since: float
+
+
+STALE_COLUMNS = ("dataset, relpath, kind, stub_path, stub_sha256, old_sha256, new_sha256, "
+                 "since")
+
+
+def record_stale_review(conn: sqlite3.Connection, review: StaleReview) -> None:
+    conn.execute(f"INSERT OR REPLACE INTO stale_reviews ({STALE_COLUMNS}) VALUES "
+                 "(?, ?, ?, ?, ?, ?, ?, ?)",
+                 (review.dataset, review.relpath, review.kind, review.stub_path,
+                  review.stub_sha256, review.old_sha256, review.new_sha256, review.since))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, fields
 
-from acewatchd.ledger.files import StubRow
+from acewatchd.ledger.files import STALE_COLUMNS, StaleReview, StubRow
 from acewatchd.ledger.runs import RunRow
 
 
@@ -82,6 +82,15 @@ def stubbed_kinds(conn: sqlite3.Connection) -> list[StubbedKinds]:
                         "LEFT JOIN stubs s ON s.dataset=f.dataset AND s.relpath=f.relpath "
                         "WHERE f.state='stubbed' GROUP BY f.dataset, f.relpath").fetchall()
     return [StubbedKinds(r[0], r[1], frozenset((r[2] or "").split(","))) for r in rows]
+
+
+def stale_reviews(conn: sqlite3.Connection) -> list[StaleReview]:
+    """Edited stubs whose song changed after the edit, for files still in drop/."""
+    cols = ", ".join(f"r.{c.strip()}" for c in STALE_COLUMNS.split(","))
+    rows = conn.execute(f"SELECT {cols} FROM stale_reviews r JOIN files f ON "
+                        "f.dataset=r.dataset AND f.relpath=r.relpath WHERE f.state != 'gone' "
+                        "ORDER BY r.dataset, r.relpath, r.kind")
+    return [StaleReview(*r) for r in rows]
 
 
 # ---- events

@@ -3,11 +3,12 @@ coalescing upsert, the scan's missing rows, and the stub rows."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from acewatchd.ledger import files
 from acewatchd.ledger.batch import Writer
-from acewatchd.ledger.db import Ledger
+from acewatchd.ledger.db import DB_NAME, SCHEMA, Ledger
 
 
 def test_a_file_row_through_its_states(tmp_path: Path) -> None:
@@ -81,4 +82,33 @@ def test_stub_rows(tmp_path: Path) -> None:
         files.record_stub(tx, "ds", "a.mp3", "caption", "/drop/ds/a.caption.txt", "22" * 32)
     assert files.stub_hash(conn, "ds", "a.mp3", "caption") == "22" * 32
     assert files.stub_hash(conn, "ds", "a.mp3", "lyrics") is None
+    ledger.close()
+
+
+def test_a_version_1_ledger_opens_and_keeps_its_rows(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.executescript(SCHEMA[0] + ";PRAGMA user_version=1;")
+    conn.execute("INSERT INTO files (dataset, relpath, state, first_seen, updated, sha256) "
+                 "VALUES ('ds', 'a.mp3', 'stubbed', 1, 1, 'ab')")
+    conn.execute("INSERT INTO stubs VALUES ('ds', 'a.mp3', 'caption', '/x/a.caption.txt', "
+                 "'cd', 1)")
+    conn.commit()
+    conn.close()
+    ledger = Ledger(tmp_path)
+    assert ledger.schema_version() == len(SCHEMA) >= 2
+    (row,) = files.rows_with_sha(ledger.connect(), "ab")
+    assert (row.relpath, row.state) == ("a.mp3", "stubbed")
+    with ledger.tx() as tx:
+        files.record_stale_review(tx, files.StaleReview(
+            "ds", "a.mp3", "caption", "/x/a.caption.txt", "ef", "ab", "12", 2.0))
+        files.move_stub(tx, ("ds", "a.mp3"), ("ds", "sub/b.mp3"), "caption",
+                        "/x/sub/b.caption.txt")
+    moved = files.stub_record(ledger.connect(), "ds", "sub/b.mp3", "caption")
+    assert moved is not None and (moved.stub_path, moved.sha256) == ("/x/sub/b.caption.txt", "cd")
+    assert files.stub_record(ledger.connect(), "ds", "a.mp3", "caption") is None
+    review = ledger.connect().execute("SELECT relpath, stub_path FROM stale_reviews").fetchone()
+    assert tuple(review) == ("sub/b.mp3", "/x/sub/b.caption.txt")
+    with ledger.tx() as tx:
+        files.forget_stub(tx, "ds", "sub/b.mp3", "caption")
+    assert ledger.connect().execute("SELECT count(*) FROM stale_reviews").fetchone()[0] == 0
     ledger.close()
