@@ -18,6 +18,7 @@ from typing import Any
 from acewatchd.config.load import find_config_path, load_config
 from acewatchd.config.schema import Config
 from acewatchd.errors import ConfigError
+from acewatchd.ingest.formats import skip_advice
 from acewatchd.ingest.pipeline import locate
 from acewatchd.ingest.stubs import KINDS, stub_path, stub_state
 from acewatchd.ledger import report as q
@@ -29,6 +30,7 @@ from acewatchd.ledger.events import (
     KV_SCHEDULE_NEXT,
     all_kv,
 )
+from acewatchd.ledger.files import files_in_state
 from acewatchd.util.locks import holder_pid
 
 _RECENT_EVENTS = 10
@@ -59,7 +61,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         "config": {"path": str(path), "valid": not config_problem, "error": config_problem},
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
         "datasets": {}, "recent_errors": [], "runs": [], "last": {}, "schedule_next": {},
-        "acestep": {},
+        "acestep": {}, "skipped": [],
     }
     conn = open_readonly(state_dir)
     if conn is None:
@@ -71,6 +73,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         report["schedule_next"] = _json_or_empty(kv.get(KV_SCHEDULE_NEXT))
         report["acestep"] = _json_or_empty(kv.get(KV_ACESTEP))
         report["datasets"] = _datasets(conn, cfg)
+        report["skipped"] = _skipped(conn)
         report["recent_errors"] = _events(conn)
         report["runs"] = _running(conn)
         report["last"] = _last_outcomes(conn)
@@ -102,6 +105,23 @@ def _count_users_own(conn: sqlite3.Connection, cfg: Config, out: dict[str, Any])
         for kind in lacking:
             found = audio is not None and stub_path(audio, kind).exists()
             out[row.dataset]["stubs"]["reviewed" if found else "missing"] += 1
+
+
+def _skipped(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Audio files never ingested because of their extension, each with why and the fix
+    (worked out again from the name, so the text follows this version's advice)."""
+    out = []
+    for row in sorted(files_in_state(conn, "skipped"), key=lambda r: (r.dataset, r.relpath)):
+        advice = skip_advice(Path(row.relpath).name)
+        out.append({"dataset": row.dataset, "file": row.relpath,
+                    "reason": advice.reason if advice else (row.reason or ""),
+                    "fix": advice.fix if advice else ""})
+    return out
+
+
+def _render_skipped(report: dict[str, Any]) -> list[str]:
+    return [f"skipped  {item['dataset']}/{item['file']}: {item['reason']}"
+            + (f"; {item['fix']}" if item["fix"] else "") for item in report.get("skipped", [])]
 
 
 def _events(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -169,6 +189,7 @@ def render(report: dict[str, Any]) -> str:
                      + (f", {stubs['missing']} missing" if stubs["missing"] else ""))
     if not report["datasets"]:
         lines.append("dataset  (none yet: copy songs into drop/<dataset>/)")
+    lines += _render_skipped(report)
     lines += _render_runs(report)
     for ev in report["recent_errors"]:
         where = "/".join(x for x in (ev["dataset"], ev["subject"]) if x)

@@ -79,8 +79,9 @@ class Watch:
     rescan_minutes: float = field(default=5.0, metadata=_meta(
         "full reconciliation scan (file events are only hints)", 0.01, 1440))
     extensions: list[str] = field(
-        default_factory=lambda: ["mp3", "wav", "flac", "m4a", "ogg"],
-        metadata=_meta("audio files picked up: lowercase extensions without the dot"))
+        default_factory=lambda: ["mp3", "wav", "flac", "m4a", "ogg", "opus"],
+        metadata=_meta("audio files picked up (`.MP3` counts as mp3): the formats ACE-Step "
+                       "reads; other audio files are listed by `status` as skipped"))
     min_duration_seconds: float = field(default=5.0, metadata=_meta(
         "shorter audio is rejected", 0, 36000))
     max_duration_seconds: float = field(default=600.0, metadata=_meta(
