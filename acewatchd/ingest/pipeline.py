@@ -81,6 +81,7 @@ class Ingestor:
     def needs_work(self, path: Path) -> bool:
         key = self.split(path)
         if key is None:
+            self._skip(path)  # a file event for an audio file not taken: say so now
             return False
         try:
             sig = signature(path)
