@@ -18,7 +18,7 @@ from typing import Any
 from acewatchd.config.load import find_config_path, load_config
 from acewatchd.config.schema import Config
 from acewatchd.errors import ConfigError
-from acewatchd.ingest.formats import skip_advice
+from acewatchd.ingest.formats import parse_skip
 from acewatchd.ingest.pipeline import locate
 from acewatchd.ingest.stubs import KINDS, stub_path, stub_state
 from acewatchd.ledger import report as q
@@ -108,14 +108,12 @@ def _count_users_own(conn: sqlite3.Connection, cfg: Config, out: dict[str, Any])
 
 
 def _skipped(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Audio files never ingested because of their extension, each with why and the fix
-    (worked out again from the name, so the text follows this version's advice)."""
+    """Audio files never ingested because of their name, each with why and the fix."""
     out = []
     for row in sorted(files_in_state(conn, "skipped"), key=lambda r: (r.dataset, r.relpath)):
-        advice = skip_advice(Path(row.relpath).name)
-        out.append({"dataset": row.dataset, "file": row.relpath,
-                    "reason": advice.reason if advice else (row.reason or ""),
-                    "fix": advice.fix if advice else ""})
+        advice = parse_skip(Path(row.relpath).name, row.reason or "")
+        out.append({"dataset": row.dataset, "file": row.relpath, "reason": advice.reason,
+                    "fix": advice.fix})
     return out
 
 

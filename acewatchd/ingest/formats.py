@@ -12,10 +12,13 @@ them into one ACE-Step reads, never dropped in silence.
 from __future__ import annotations
 
 import codecs
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from acewatchd.util.files import open_regular
 
 # What ACE-Step's own preprocessing picks up by extension; also the [watch] extensions default.
 ACESTEP_EXTENSIONS: tuple[str, ...] = ("mp3", "wav", "flac", "m4a", "ogg", "opus")
@@ -28,6 +31,7 @@ class Format:
     readable: bool       # ACE-Step decodes this content
     ext: str = "flac"    # the extension its content wants (or the one to convert it to)
     remux: bool = False  # ffmpeg can copy the audio into `ext` without re-encoding
+    fix: str = ""        # when no ffmpeg line helps
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
@@ -36,8 +40,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("ogg", "Ogg Vorbis", True, "ogg"),
     Format("opus", "Opus", True, "opus"),
     Format("wav", "WAV", True, "wav"),
-    Format("mp4", "MP4/M4A (AAC or ALAC)", True, "m4a"),
-    Format("aac", "raw AAC (ADTS)", False, "m4a", remux=True),
+    Format("mp4", "MP4/M4A (AAC or ALAC)", True, "m4a", remux=True),
+    Format("m4p", "copy-protected iTunes audio (M4P)", False, "m4a",
+           fix="nothing can read it; use an unprotected copy of the song"),
+    Format("midi", "MIDI (notes, not sound)", False,
+           fix="render it to audio with a synthesizer first"),
+    Format("aac", "raw ADTS AAC", False, "m4a", remux=True),
     Format("aiff", "AIFF", False),
     Format("wma", "Windows Media Audio", False),
     Format("webm", "WebM", False),
@@ -61,8 +69,14 @@ EXTENSION_FORMATS: dict[str, str] = {
     "aiff": "aiff", "aifc": "aiff", "wma": "wma", "asf": "wma", "webm": "webm",
     "mka": "matroska", "ape": "ape", "wv": "wavpack", "caf": "caf", "amr": "amr",
     "ac3": "ac3", "dsf": "dsd", "dff": "dsd", "mpc": "musepack", "tta": "tta", "au": "au",
-    "snd": "au", "mp2": "mp2",
+    "snd": "au", "mp2": "mp2", "m4p": "m4p", "mid": "midi", "midi": "midi",
 }
+# Extensions of files that sit beside songs and are no audio: never opened to be sniffed.
+NOT_AUDIO_EXTENSIONS = frozenset((
+    "jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff", "heic", "ico", "svg", "txt",
+    "md", "rtf", "doc", "docx", "pdf", "cue", "log", "nfo", "m3u", "m3u8", "pls", "sfv", "md5",
+    "ffp", "accurip", "json", "xml", "ini", "url", "lnk", "db", "html", "htm", "zip", "rar",
+    "7z", "torrent", "lrc", "srt", "ass", "vtt", "py", "sh", "csv", "exe", "dmg", "iso"))
 
 # Signatures of things that are not audio: a download that saved an error page, a cover.
 _NOT_AUDIO: tuple[tuple[bytes, str], ...] = (
@@ -70,7 +84,6 @@ _NOT_AUDIO: tuple[tuple[bytes, str], ...] = (
     (b"%PDF", "a PDF document"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF8", "a GIF image"), (b"PK\x03\x04", "a ZIP archive"), (b"Rar!", "a RAR archive"),
     (b"7z\xbc\xaf", "a 7-Zip archive"), (b"\x1f\x8b", "a gzip archive"),
-    (b"MThd", "a MIDI file (notes, not sound)"),
 )
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 HEAD_BYTES = 64
@@ -95,10 +108,11 @@ def listed(path: Path | str, extensions: list[str]) -> bool:
     return extension(path) in {e.lower().lstrip(".") for e in extensions}
 
 
-def sniff_file(path: Path) -> Sniffed:
+def sniff_file(path: Path, *, follow: bool = True) -> Sniffed:
     """Sniff a file's content; an ID3v2 tag in front (on MP3, and wrongly on FLAC or AAC) is
-    stepped over to the audio it precedes."""
-    with open(path, "rb") as fh:
+    stepped over to the audio it precedes. The open never blocks on a FIFO (and, with
+    follow=False, never goes through a link)."""
+    with os.fdopen(open_regular(path, follow=follow), "rb") as fh:
         head = fh.read(HEAD_BYTES)
         if head[:3] == b"ID3" and len(head) >= 10:
             fh.seek(_id3_size(head))
@@ -139,7 +153,7 @@ def _container(head: bytes) -> str:
     if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
         return "aiff"
     if head[4:8] == b"ftyp":
-        return "mp4"
+        return "m4p" if head[8:12] == b"M4P " else "mp4"
     if head[:16] == _ASF_GUID:
         return "wma"
     if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: WebM or Matroska, told apart by DocType
@@ -147,7 +161,7 @@ def _container(head: bytes) -> str:
     for magic, name in ((b"MAC ", "ape"), (b"wvpk", "wavpack"), (b"caff", "caf"),
                         (b"#!AMR", "amr"), (b"DSD ", "dsd"), (b"FRM8", "dsd"),
                         (b"MPCK", "musepack"), (b"MP+", "musepack"), (b"TTA1", "tta"),
-                        (b".snd", "au"), (b"\x0b\x77", "ac3")):
+                        (b".snd", "au"), (b"\x0b\x77", "ac3"), (b"MThd", "midi")):
         if head.startswith(magic):
             return name
     return ""
@@ -182,14 +196,27 @@ def convert_command(name: str, fmt: Format) -> str:
     return f"ffmpeg -i {shlex.quote(name)} -vn{copy} {shlex.quote(target)}"
 
 
+def _fix(name: str, fmt: Format) -> str:
+    return fmt.fix or f"convert it: {convert_command(name, fmt)}"
+
+
 @dataclass(frozen=True)
 class Advice:
     reason: str
     fix: str
 
-    @property
-    def sentence(self) -> str:
-        return f"{self.reason}; {self.fix}"
+
+SKIPPED = " was skipped: "
+
+
+def skip_sentence(name: str, advice: Advice) -> str:
+    """The ledger's and the log's one line for a skipped file (``parse_skip`` reads it back)."""
+    return f"{name}{SKIPPED}{advice.reason}; {advice.fix}"
+
+
+def parse_skip(name: str, sentence: str) -> Advice:
+    reason, _, fix = sentence.removeprefix(f"{name}{SKIPPED}").partition("; ")
+    return Advice(reason, fix)
 
 
 def skip_advice(name: str) -> Advice | None:
@@ -202,11 +229,34 @@ def skip_advice(name: str) -> Advice | None:
     if ext in ACESTEP_EXTENSIONS:
         return Advice(f".{ext} is not in [watch] extensions",
                       f'add "{ext}" to [watch] extensions in config.toml')
-    if fmt.readable:  # ACE-Step reads the content, not the name (.wave, .oga, .mp4, .m4b)
+    if fmt.readable and not fmt.remux:  # the content is fine, only the name is not taken
         return Advice(f".{ext} is not an extension ACE-Step picks up",
                       f"rename it to {shlex.quote(Path(name).stem + '.' + fmt.ext)}")
-    return Advice(f".{ext} ({fmt.label}) is not read by ACE-Step",
-                  f"convert it: {convert_command(name, fmt)}")
+    if fmt.readable:
+        return Advice(f".{ext} is not an extension ACE-Step picks up", _fix(name, fmt))
+    return Advice(f".{ext} ({fmt.label}) is not read by ACE-Step", _fix(name, fmt))
+
+
+def unnamed_advice(name: str, sniffed: Sniffed) -> Advice | None:
+    """For a file whose name says nothing (no extension, or one no format uses) but whose
+    content is audio: what it holds and the name to give it."""
+    fmt = FORMATS.get(sniffed.format)
+    if fmt is None:
+        return None
+    if not fmt.readable:
+        return Advice(f"it holds {fmt.label} under a name that does not say audio, and "
+                      "ACE-Step does not read that format", _fix(name, fmt))
+    base = Path(name).stem if Path(name).suffix else name
+    target = base if base.lower().endswith(f".{fmt.ext}") else f"{base}.{fmt.ext}"
+    return Advice(f"it holds {fmt.label} but its name does not say so",
+                  f"rename it to {shlex.quote(target)}")
+
+
+def worth_sniffing(name: str) -> bool:
+    """A name that might hide audio: no extension, or one no known kind of file uses."""
+    ext = extension(name)
+    return not ext or (ext not in EXTENSION_FORMATS and ext not in NOT_AUDIO_EXTENSIONS
+                       and not ext.isdigit())
 
 
 def content_problem(name: str, sniffed: Sniffed) -> str:
@@ -216,8 +266,10 @@ def content_problem(name: str, sniffed: Sniffed) -> str:
     fmt = FORMATS.get(sniffed.format)
     if fmt is None or fmt.readable:
         return ""
+    if EXTENSION_FORMATS.get(extension(name)) == fmt.name:  # listed by hand in extensions
+        return f"it is {fmt.label}, which ACE-Step does not read; {_fix(name, fmt)}"
     return (f"its content is {fmt.label}, which ACE-Step does not read, although its name "
-            f"says .{extension(name)}; convert it: {convert_command(name, fmt)}")
+            f"says .{extension(name)}; {_fix(name, fmt)}")
 
 
 def mislabelled(name: str, sniffed: Sniffed) -> str:
@@ -229,18 +281,6 @@ def mislabelled(name: str, sniffed: Sniffed) -> str:
     if {found, claimed} <= {"ogg", "opus"}:  # one container, both decoded by the same path
         return ""
     return found
-
-
-def acestep_problem(ext: str) -> str:
-    """For a [watch] extensions entry: '' if ACE-Step picks such files up; else why not."""
-    if ext in ACESTEP_EXTENSIONS:
-        return ""
-    fmt = FORMATS.get(EXTENSION_FORMATS.get(ext, ""))
-    if fmt is None:
-        return (f"{ext!r} is not an audio format ACE-Step reads (it reads "
-                f"{', '.join(ACESTEP_EXTENSIONS)})")
-    return (f"{ext!r} files are not picked up by ACE-Step's preprocessing; convert them "
-            f"(ffmpeg -i x.{ext} x.{fmt.ext}) and drop those instead")
 
 
 def mutagen_kind(name: str) -> Any:

@@ -232,10 +232,10 @@ class Ingestor:
         the fix (once: a rescan finding the same reason writes nothing), so that `status`
         lists it instead of it vanishing in silence. Other names (covers, cue sheets) pass."""
         key = self._key(path)
-        advice = formats.skip_advice(path.name) if key is not None else None
+        advice = _skip_advice(path) if key is not None else None
         if key is None or advice is None:
             return None
-        sentence = f"{Path(key[1]).name} was skipped: {advice.sentence}"
+        sentence = formats.skip_sentence(Path(key[1]).name, advice)
         row = self._row(*key)
         if row is None or row.state != "skipped" or row.reason != sentence:
             self._upsert(*key, state="skipped", reason=sentence)
@@ -292,6 +292,19 @@ def _name_problem(path: Path, folder: Path) -> str:
             return (f"its name is too long for its {kind} stub ({stub_path(path, kind).name!r} "
                     f"would exceed {NAME_MAX} bytes); shorten it")
     return ""
+
+
+def _skip_advice(path: Path) -> formats.Advice | None:
+    """Advice by the name; a name that says nothing (no extension, an unknown one) has its
+    first bytes looked at, so an MP3 saved without its extension is mentioned too."""
+    advice = formats.skip_advice(path.name)
+    if advice is not None or not formats.worth_sniffing(path.name):
+        return advice
+    try:
+        sniffed = formats.sniff_file(path, follow=False)
+    except OSError:
+        return None
+    return formats.unnamed_advice(path.name, sniffed)
 
 
 def _skipped_folder(path: Path, reason: str) -> None:

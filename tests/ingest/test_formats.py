@@ -15,7 +15,14 @@ import pytest
 from acewatchd.config.load import parse_config
 from acewatchd.config.schema import Config, Watch
 from acewatchd.demo.audiogen import ffmpeg_path
-from acewatchd.ingest.formats import skip_advice, sniff, sniff_file
+from acewatchd.ingest.formats import (
+    Advice,
+    parse_skip,
+    skip_advice,
+    skip_sentence,
+    sniff,
+    sniff_file,
+)
 from acewatchd.ingest.pipeline import Ingestor
 from acewatchd.ingest.validate import validate
 from acewatchd.ledger.db import Ledger
@@ -98,7 +105,7 @@ def test_a_readable_format_under_another_name_is_read_as_what_it_is(
     ("wma", "song.mp3", "its content is Windows Media Audio"),
     ("webm", "song.ogg", "its content is WebM"),
     ("aiff", "song.wav", "its content is AIFF"),
-    ("aac", "song.m4a", "its content is raw AAC")])
+    ("aac", "song.m4a", "its content is raw ADTS AAC")])
 def test_content_acestep_cannot_read_is_refused_whatever_its_name(
         media: dict[str, Path], content: str, name: str, words: str, tmp_path: Path) -> None:
     path = shutil.copyfile(media[content], tmp_path / name)
@@ -164,3 +171,46 @@ def test_a_scan_records_skipped_audio_once_and_forgets_it_when_gone(
     gone = file_row(conn, "kim", "tone.wma")
     assert gone is not None and gone.state == "gone"
     ledger.close()
+
+
+def test_names_that_say_nothing_are_sniffed(media: dict[str, Path], tmp_path: Path) -> None:
+    ing, ledger, _ = _ingestor(tmp_path)
+    folder = tmp_path / "drop" / "kim"
+    folder.mkdir(parents=True)
+    shutil.copyfile(media["mp3"], folder / "download")          # no extension
+    shutil.copyfile(media["flac"], folder / "song.flac.bak")    # a backup copy
+    shutil.copyfile(media["wma"], folder / "old track")
+    (folder / "README").write_text("liner notes\n", encoding="utf-8")  # text: not mentioned
+    (folder / "notes.txt").write_bytes(media["mp3"].read_bytes())  # .txt is never opened
+    assert ing.scan(startup=True) == []
+    reasons = dict(ledger.connect().execute("SELECT relpath, reason FROM files").fetchall())
+    assert reasons == {
+        "download": "download was skipped: it holds MP3 but its name does not say so; "
+                    "rename it to download.mp3",
+        "song.flac.bak": "song.flac.bak was skipped: it holds FLAC but its name does not say "
+                         "so; rename it to song.flac",
+        "old track": "old track was skipped: it holds Windows Media Audio under a name that "
+                     "does not say audio, and ACE-Step does not read that format; convert it: "
+                     "ffmpeg -i 'old track' -vn 'old track.flac'"}
+    ledger.close()
+
+
+def test_advice_for_containers_and_files_no_ffmpeg_line_helps() -> None:
+    mp4 = skip_advice("clip.mp4")
+    assert mp4 is not None and mp4.fix == "convert it: ffmpeg -i clip.mp4 -vn -c:a copy clip.m4a"
+    assert skip_advice("a.wave") == Advice(".wave is not an extension ACE-Step picks up",
+                                           "rename it to a.wav")
+    m4p = skip_advice("bought.m4p")
+    assert m4p is not None and "use an unprotected copy" in m4p.fix
+    assert sniff(b"\x00\x00\x00\x1cftypM4P \x00\x00\x00\x00").format == "m4p"
+    assert sniff(b"MThd\x00\x00\x00\x06").format == "midi"
+    assert parse_skip("a;b.wma", skip_sentence("a;b.wma", Advice("r", "fix; more"))) == Advice(
+        "r", "fix; more")
+
+
+def test_a_format_listed_by_hand_is_still_refused_by_content(media: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    path = shutil.copyfile(media["aiff"], tmp_path / "take.aiff")
+    verdict = validate(path, Watch(extensions=["mp3", "aiff"], min_duration_seconds=2))
+    assert verdict.reason == ("it is AIFF, which ACE-Step does not read; convert it: "
+                              "ffmpeg -i take.aiff -vn take.flac")
