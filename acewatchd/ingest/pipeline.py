@@ -233,7 +233,7 @@ class Ingestor:
         lists it instead of it vanishing in silence. Other names (covers, cue sheets) pass."""
         key = self._key(path)
         advice = _skip_advice(path) if key is not None else None
-        if key is None or advice is None:
+        if key is None or advice is None or self._converted(path):
             return None
         sentence = formats.skip_sentence(Path(key[1]).name, advice)
         row = self._row(*key)
@@ -242,6 +242,12 @@ class Ingestor:
             logger.warning("skipped", extra={"dataset": key[0], "file": key[1],
                                              "reason": sentence})
         return key
+
+    def _converted(self, path: Path) -> bool:
+        """The user followed the advice and kept the original: a song of the same stem with
+        a taken extension lies beside it, so the original is no longer worth a mention."""
+        return any(path.with_name(f"{path.stem}.{ext}").exists()
+                   for ext in self.config().watch.extensions if f".{ext}" != path.suffix)
 
     def _mark_missing_gone(self, present: set[tuple[str, str]]) -> None:
         missing = ledger_files.missing_files(self.ledger.connect(), present)

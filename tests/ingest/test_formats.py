@@ -214,3 +214,18 @@ def test_a_format_listed_by_hand_is_still_refused_by_content(media: dict[str, Pa
     verdict = validate(path, Watch(extensions=["mp3", "aiff"], min_duration_seconds=2))
     assert verdict.reason == ("it is AIFF, which ACE-Step does not read; convert it: "
                               "ffmpeg -i take.aiff -vn take.flac")
+
+
+def test_an_original_kept_beside_its_conversion_is_not_mentioned(
+        media: dict[str, Path], tmp_path: Path) -> None:
+    ing, ledger, _ = _ingestor(tmp_path)
+    folder = tmp_path / "drop" / "kim"
+    folder.mkdir(parents=True)
+    shutil.copyfile(media["wma"], folder / "live.wma")
+    shutil.copyfile(media["aiff"], folder / "demo.aiff")
+    assert ing.scan(startup=True) == []
+    shutil.copyfile(media["flac"], folder / "live.flac")  # the fix, original kept
+    assert ing.scan() == [folder / "live.flac"]
+    states = dict(ledger.connect().execute("SELECT relpath, state FROM files").fetchall())
+    assert states == {"live.wma": "gone", "demo.aiff": "skipped"}
+    ledger.close()
