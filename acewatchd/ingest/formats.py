@@ -16,7 +16,7 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from acewatchd.util.files import open_regular
 
@@ -113,11 +113,16 @@ def sniff_file(path: Path, *, follow: bool = True) -> Sniffed:
     stepped over to the audio it precedes. The open never blocks on a FIFO (and, with
     follow=False, never goes through a link)."""
     with os.fdopen(open_regular(path, follow=follow), "rb") as fh:
-        head = fh.read(HEAD_BYTES)
-        if head[:3] == b"ID3" and len(head) >= 10:
-            fh.seek(_id3_size(head))
-            after = sniff(fh.read(HEAD_BYTES))
-            return after if after.format in ("flac", "aac") else Sniffed("mp3")
+        return sniff_stream(fh)
+
+
+def sniff_stream(fh: BinaryIO) -> Sniffed:
+    """Sniff from an open file's start (it is read, so its position moves)."""
+    head = fh.read(HEAD_BYTES)
+    if head[:3] == b"ID3" and len(head) >= 10:
+        fh.seek(_id3_size(head))
+        after = sniff(fh.read(HEAD_BYTES))
+        return after if after.format in ("flac", "aac") else Sniffed("mp3")
     return sniff(head)
 
 

@@ -68,9 +68,9 @@ def validate(path: Path, watch: Watch) -> Verdict:
         return Verdict(None, f"its extension .{formats.extension(path)} is not one of "
                              "[watch] extensions")
     try:
-        os.close(open_regular(path))  # never blocks on a FIFO swapped in late
-        size = path.stat().st_size
-        sniffed = formats.sniff_file(path) if size else formats.Sniffed()
+        with os.fdopen(open_regular(path), "rb") as fh:  # never blocks on a FIFO swapped in
+            size = os.fstat(fh.fileno()).st_size
+            sniffed = formats.sniff_stream(fh) if size else formats.Sniffed()
     except OSError as exc:
         return Verdict(None, f"it {UNREADABLE} ({exc.strerror or exc}).")
     if size == 0:
