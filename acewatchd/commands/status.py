@@ -30,7 +30,6 @@ from acewatchd.ledger.events import (
     KV_SCHEDULE_NEXT,
     all_kv,
 )
-from acewatchd.ledger.files import files_in_state
 from acewatchd.util.locks import holder_pid
 
 _RECENT_EVENTS = 10
@@ -110,8 +109,8 @@ def _count_users_own(conn: sqlite3.Connection, cfg: Config, out: dict[str, Any])
 def _skipped(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Audio files never ingested because of their name, each with why and the fix."""
     out = []
-    for row in sorted(files_in_state(conn, "skipped"), key=lambda r: (r.dataset, r.relpath)):
-        advice = parse_skip(Path(row.relpath).name, row.reason or "")
+    for row in q.skipped_files(conn):
+        advice = parse_skip(Path(row.relpath).name, row.reason)
         out.append({"dataset": row.dataset, "file": row.relpath, "reason": advice.reason,
                     "fix": advice.fix})
     return out

@@ -257,6 +257,20 @@ def unnamed_advice(name: str, sniffed: Sniffed) -> Advice | None:
                   f"rename it to {shlex.quote(target)}")
 
 
+def advice_for(path: Path) -> Advice | None:
+    """Why a file ingest does not take is worth a mention, and the fix; None for a file that
+    is no audio. A name that says nothing (no extension, an unknown one) has its first bytes
+    looked at, so an MP3 saved without its extension is mentioned too."""
+    advice = skip_advice(path.name)
+    if advice is not None or not worth_sniffing(path.name):
+        return advice
+    try:
+        sniffed = sniff_file(path, follow=False)
+    except OSError:
+        return None
+    return unnamed_advice(path.name, sniffed)
+
+
 def worth_sniffing(name: str) -> bool:
     """A name that might hide audio: no extension, or one no known kind of file uses."""
     ext = extension(name)

@@ -17,8 +17,8 @@ from pathlib import Path
 import structlog
 
 from acewatchd.config.schema import Config
-from acewatchd.ingest import formats
 from acewatchd.ingest.dropdir import STALE_TEMP_SECONDS, ignored_name, locate, nfc, walk_drop
+from acewatchd.ingest.formats import advice_for, listed, skip_sentence
 from acewatchd.ingest.settle import Signature, signature
 from acewatchd.ingest.stubs import (
     KINDS,
@@ -61,7 +61,7 @@ class Ingestor:
 
     def split(self, path: Path) -> tuple[str, str] | None:
         """(dataset, NFC relpath) for an audio candidate under drop/<dataset>/, else None."""
-        if not formats.listed(path, self.config().watch.extensions):
+        if not listed(path, self.config().watch.extensions):
             return None
         return self._key(path)
 
@@ -232,10 +232,10 @@ class Ingestor:
         the fix (once: a rescan finding the same reason writes nothing), so that `status`
         lists it instead of it vanishing in silence. Other names (covers, cue sheets) pass."""
         key = self._key(path)
-        advice = _skip_advice(path) if key is not None else None
+        advice = advice_for(path) if key is not None else None
         if key is None or advice is None or self._converted(path):
             return None
-        sentence = formats.skip_sentence(Path(key[1]).name, advice)
+        sentence = skip_sentence(Path(key[1]).name, advice)
         row = self._row(*key)
         if row is None or row.state != "skipped" or row.reason != sentence:
             self._upsert(*key, state="skipped", reason=sentence)
@@ -298,19 +298,6 @@ def _name_problem(path: Path, folder: Path) -> str:
             return (f"its name is too long for its {kind} stub ({stub_path(path, kind).name!r} "
                     f"would exceed {NAME_MAX} bytes); shorten it")
     return ""
-
-
-def _skip_advice(path: Path) -> formats.Advice | None:
-    """Advice by the name; a name that says nothing (no extension, an unknown one) has its
-    first bytes looked at, so an MP3 saved without its extension is mentioned too."""
-    advice = formats.skip_advice(path.name)
-    if advice is not None or not formats.worth_sniffing(path.name):
-        return advice
-    try:
-        sniffed = formats.sniff_file(path, follow=False)
-    except OSError:
-        return None
-    return formats.unnamed_advice(path.name, sniffed)
 
 
 def _skipped_folder(path: Path, reason: str) -> None:
