@@ -12,6 +12,7 @@ them into one ACE-Step reads, never dropped in silence.
 from __future__ import annotations
 
 import codecs
+import functools
 import os
 import shlex
 from dataclasses import dataclass
@@ -139,11 +140,11 @@ def sniff(head: bytes) -> Sniffed:
     fmt = _container(head) or _frame_sync(head)
     if fmt:
         return Sniffed(fmt)
-    lower = head.lstrip().lower()
+    lower = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()  # a UTF-8 BOM first, maybe
     for magic, what in _NOT_AUDIO:
         if lower.startswith(magic.lower()):
             return Sniffed(junk=what)
-    if head and _looks_like_text(head):
+    if lower and _looks_like_text(lower):
         return Sniffed(junk="a text file")
     return Sniffed()
 
@@ -303,14 +304,21 @@ def mislabelled(name: str, sniffed: Sniffed) -> str:
 
 
 def mutagen_kind(name: str) -> Any:
-    """mutagen's class for a readable format key, to read a file whatever its name says."""
-    import mutagen.flac  # imported here: `acewatchd status` never needs mutagen
+    """What reads a readable format key with mutagen whatever the file's name says: its class
+    (mutagen.File would score by the extension too), or for Ogg, mutagen.File limited to the
+    Ogg codecs (which it tells apart by their header alone)."""
+    import mutagen  # imported here: `acewatchd status` never needs mutagen
+    import mutagen.flac
     import mutagen.mp3
     import mutagen.mp4
+    import mutagen.oggflac
     import mutagen.oggopus
+    import mutagen.oggspeex
     import mutagen.oggvorbis
     import mutagen.wave
 
+    ogg = [mutagen.oggvorbis.OggVorbis, mutagen.oggflac.OggFLAC, mutagen.oggspeex.OggSpeex,
+           mutagen.oggopus.OggOpus]
     return {"mp3": mutagen.mp3.MP3, "mp2": mutagen.mp3.MP3, "flac": mutagen.flac.FLAC,
-            "ogg": mutagen.oggvorbis.OggVorbis, "opus": mutagen.oggopus.OggOpus,
+            "ogg": functools.partial(mutagen.File, options=ogg), "opus": mutagen.oggopus.OggOpus,
             "wav": mutagen.wave.WAVE, "mp4": mutagen.mp4.MP4}.get(name)

@@ -32,7 +32,7 @@ from tests.support.audiofiles import ENCODINGS, make_audio
 READ = ("mp3", "wav", "flac", "m4a", "ogg", "opus")  # what ACE-Step's preprocessing picks up
 NOT_READ = ("aiff", "aif", "wma", "webm", "aac")
 CONTENT = {"mp3": "mp3", "wav": "wav", "flac": "flac", "m4a": "mp4", "ogg": "ogg",
-           "opus": "opus", "aiff": "aiff", "aif": "aiff", "wma": "wma", "webm": "webm",
+           "opus": "opus", "oga": "ogg", "aiff": "aiff", "aif": "aiff", "wma": "wma", "webm": "webm",
            "aac": "aac"}
 WATCH = Watch(min_duration_seconds=2.0)
 
@@ -88,7 +88,7 @@ def test_a_format_acestep_reads_but_not_listed_says_which_key() -> None:
 
 @pytest.mark.parametrize(("content", "name", "mutagen_type"), [
     ("mp3", "song.flac", "MP3"), ("m4a", "song.mp3", "MP4"), ("flac", "song.wav", "FLAC"),
-    ("wav", "song.mp3", "WAVE"), ("opus", "song.ogg", "OggOpus")])
+    ("wav", "song.mp3", "WAVE"), ("opus", "song.ogg", "OggOpus"), ("oga", "song.flac", "OggFLAC")])
 def test_a_readable_format_under_another_name_is_read_as_what_it_is(
         media: dict[str, Path], content: str, name: str, mutagen_type: str, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -117,7 +117,9 @@ def test_content_acestep_cannot_read_is_refused_whatever_its_name(
 @pytest.mark.parametrize(("data", "words"), [
     (b"<!DOCTYPE html><html><body>404 Not Found</body></html>\n" * 50, "an HTML page"),
     (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40, "a PNG image"),
-    (b"PK\x03\x04" + bytes(5000), "a ZIP archive")])
+    (b"PK\x03\x04" + bytes(5000), "a ZIP archive"),
+    ("\ufeff<html><body>페이지를 찾을 수 없습니다</body></html>".encode() * 9, "an HTML page"),
+    (("\ufeff" + "가사 메모: not a song\n" * 30).encode(), "a text file")])
 def test_junk_is_rejected_by_what_it_is(data: bytes, words: str, tmp_path: Path) -> None:
     path = tmp_path / "download.mp3"
     path.write_bytes(data)

@@ -14,6 +14,7 @@ ENCODINGS: dict[str, tuple[str, ...]] = {
     "flac": ("-c:a", "flac"),
     "m4a": ("-c:a", "aac", "-b:a", "96k"),
     "ogg": ("-c:a", "libvorbis"),
+    "oga": ("-c:a", "flac", "-f", "ogg"),  # FLAC in an Ogg container
     "opus": ("-c:a", "libopus", "-b:a", "48k"),
     "aiff": ("-c:a", "pcm_s16be", "-f", "aiff"),
     "aif": ("-c:a", "pcm_s16be", "-f", "aiff"),
