@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from acewatchd.config.schema import ACESTEP_EXTENSIONS
 from acewatchd.util.files import open_regular
-
-# What ACE-Step's own preprocessing picks up by extension; also the [watch] extensions default.
-ACESTEP_EXTENSIONS: tuple[str, ...] = ("mp3", "wav", "flac", "m4a", "ogg", "opus")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pytest
 from acewatchd.config.load import parse_config
 from acewatchd.config.schema import Config, Watch
 from acewatchd.demo.audiogen import ffmpeg_path
+from acewatchd.errors import ConfigError
 from acewatchd.ingest.formats import (
     Advice,
     parse_skip,
@@ -231,3 +232,15 @@ def test_an_original_kept_beside_its_conversion_is_not_mentioned(
     states = dict(ledger.connect().execute("SELECT relpath, state FROM files").fetchall())
     assert states == {"live.wma": "gone", "demo.aiff": "skipped"}
     ledger.close()
+
+
+def test_config_refuses_an_extension_acestep_does_not_pick_up(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config('[watch]\nsettle_seconds = 1\nextensions = ["mp3", "wma"]\n',
+                     tmp_path / "config.toml")
+    assert err.value.problems == [
+        "watch.extensions: ACE-Step's preprocessing does not pick up .wma files (it takes "
+        "mp3, wav, flac, m4a, ogg, opus); convert them instead: `acewatchd status` lists each "
+        "with the ffmpeg line (line 3)"]
+    assert parse_config('[watch]\nextensions = ["flac"]\n', tmp_path / "c.toml").watch.extensions \
+        == ["flac"]
