@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from acewatchd.config.schema import ACESTEP_EXTENSIONS, DATASET_NAME, Config, Schedule
+from acewatchd.config.schema import DATASET_NAME, Config, Schedule
 from acewatchd.util.cron import CronError, parse_cron
 
 Line = Callable[[str], str]
@@ -75,12 +75,9 @@ def _watch(cfg: Config, problems: list[str], line: Line) -> None:
     for ext in cfg.watch.extensions:
         if not re.match(r"^[a-z0-9]{1,8}$", ext):
             problems.append(f"watch.extensions: {ext!r} should be a lowercase extension without"
-                            f" the dot, like \"mp3\"{line('extensions')}")
-        elif ext not in ACESTEP_EXTENSIONS:
-            problems.append(f"watch.extensions: ACE-Step's preprocessing does not pick up "
-                            f".{ext} files (it takes {', '.join(ACESTEP_EXTENSIONS)}); convert "
-                            f"them instead: `acewatchd status` lists each with the ffmpeg line"
-                            f"{line('extensions')}")
+                            " the dot, like \"mp3\"")
+        elif problem := cfg.watch.extension_problem(ext):
+            problems.append(f"watch.extensions: {problem}{line('extensions')}")
 
 
 def _acestep(cfg: Config, problems: list[str], line: Line) -> None:

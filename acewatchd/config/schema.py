@@ -92,6 +92,15 @@ class Watch:
     max_duration_seconds: float = field(default=600.0, metadata=_meta(
         "longer audio is rejected", 1, 36000))
 
+    def extension_problem(self, ext: str) -> str:
+        """'' if ACE-Step's preprocessing picks up files with this extension; else why listing
+        it does not help (config checks report it)."""
+        if ext in ACESTEP_EXTENSIONS:
+            return ""
+        return (f"ACE-Step's preprocessing does not pick up .{ext} files (it takes "
+                f"{', '.join(ACESTEP_EXTENSIONS)}); convert them instead: `acewatchd status` "
+                "lists each with the ffmpeg line")
+
 
 @dataclass(frozen=True)
 class Logging:
