@@ -82,6 +82,14 @@ def _add_pipeline(sub: Subparsers) -> None:
     p.add_argument("dataset")
     p.add_argument("--checkpoint", help="an epoch number or checkpoint folder instead of final")
     p.set_defaults(handler="acewatchd.commands.render:run")
+    p = sub.add_parser("export", help="copy a trained adapter out of ACE-Step's folder")
+    p.add_argument("dataset")
+    p.add_argument("--checkpoint", help="an epoch number, final, or closest (the one the "
+                                        "morning page ranks closest to your songs); default: "
+                                        "final, else the newest checkpoint")
+    p.add_argument("--run", help="a training run name (default: the newest)")
+    p.add_argument("--to", help="destination folder (default: <outbox>/exports)")
+    p.set_defaults(handler="acewatchd.commands.export:run")
 
 
 def _add_service(sub: Subparsers) -> None:

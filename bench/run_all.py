@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["ingest_idle.py", "ingest_latency.py", "ingest_bulk.py", "sanitize_bench.py"]
+SCRIPTS = ["ingest_idle.py", "ingest_latency.py", "ingest_bulk.py", "sanitize_bench.py",
+           "forecast_error.py"]
 
 
 def main() -> int:

@@ -3,8 +3,12 @@
 ACE-Step only accepts paths under its own folder (CONTRACT §3) and resolves relative ones
 against it, so what acewatchd writes there lives in two trees it owns:
 
-    datasets/acewatchd/<dataset>/{audio/, tensors/, dataset.json}
-    lora_output/acewatchd/<dataset>/<run>/{checkpoints/<ckpt>/, final/}
+    datasets/acewatchd/<safe name>/{audio/, tensors/, dataset.json}
+    lora_output/acewatchd/<safe name>/<run>/{checkpoints/<ckpt>/, final/}
+
+A dataset is named by its drop folder, in any script (``김경호``, ``Café Tacvba``); inside
+ACE-Step's folder it goes by ``safe_name(dataset)``, a plain ASCII name that never changes for
+a given name (see there). Every function below that takes a dataset takes the user's name.
 
 Two trainer layouts exist (CONTRACT §2): the original trainer writes ``checkpoints/epoch_N/
 adapter/`` and ``final/adapter/``; the v2 trainer names checkpoints ``epoch_N_loss_X`` and
@@ -14,8 +18,10 @@ that training accepts is one rendering can load. Paths sent to ACE-Step are ``./
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +33,10 @@ LORA_OUTPUT = Path("lora_output") / "acewatchd"
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
 _EPOCH_DIR = re.compile(r"^epoch_(\d+)(?:_loss_[0-9.eE+-]+)?$")
+# Names that were already safe keep their folder (installs from before any name was allowed).
+_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+_HASHED = re.compile(r"-[0-9a-f]{10}\Z")   # what safe_name appends; never a plain name's end
+_SLUG_LIMIT = 40
 
 
 def rel(path: Path) -> str:
@@ -37,8 +47,32 @@ def rel(path: Path) -> str:
 # --------------------------------------------------------------------------- datasets
 
 
+def safe_name(dataset: str) -> str:
+    """The folder name of ``dataset`` under ACE-Step's root.
+
+    A name of ASCII letters, digits, ``_``, ``-`` and ``.`` is its own safe name. Any other
+    becomes an ASCII slug plus ten hex digits of the sha256 of its NFC form (``김경호`` ->
+    ``dataset-5c043ad958``, ``Café Tacvba`` -> ``cafe-tacvba-48062cfd5f``): stable across
+    restarts and across the NFD names macOS hands out, short enough for any file system, and
+    never the safe name of another dataset (a plain name ending like a hash is hashed too).
+    """
+    name = unicodedata.normalize("NFC", dataset)
+    if _PLAIN.match(name) and not _HASHED.search(name) and name not in (".", ".."):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:10]
+    return f"{_slug(name)}-{digest}"
+
+
+def _slug(name: str) -> str:
+    """Latin letters without their accents, lower case, every other run as one ``-``; a name
+    with no Latin letter at all (Hangul, CJK) is just "dataset"."""
+    ascii_text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:_SLUG_LIMIT].strip("-") or "dataset"
+
+
 def dataset_dir(root: Path, dataset: str) -> Path:
-    return Path(root) / DATASETS / dataset
+    return Path(root) / DATASETS / safe_name(dataset)
 
 
 def audio_dir(root: Path, dataset: str) -> Path:
@@ -50,7 +84,7 @@ def tensor_dir(root: Path, dataset: str) -> Path:
 
 
 def tensor_dir_rel(dataset: str) -> str:
-    return rel(DATASETS / dataset / "tensors")
+    return rel(DATASETS / safe_name(dataset) / "tensors")
 
 
 def dataset_json(root: Path, dataset: str) -> Path:
@@ -61,11 +95,11 @@ def dataset_json(root: Path, dataset: str) -> Path:
 
 
 def run_dir(root: Path, dataset: str, run_name: str) -> Path:
-    return Path(root) / LORA_OUTPUT / dataset / run_name
+    return Path(root) / LORA_OUTPUT / safe_name(dataset) / run_name
 
 
 def run_dir_rel(dataset: str, run_name: str) -> str:
-    return rel(LORA_OUTPUT / dataset / run_name)
+    return rel(LORA_OUTPUT / safe_name(dataset) / run_name)
 
 
 @dataclass(frozen=True)

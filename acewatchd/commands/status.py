@@ -12,6 +12,7 @@ import argparse
 import json
 import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from acewatchd.errors import ConfigError
 from acewatchd.ingest.formats import parse_skip
 from acewatchd.ingest.pipeline import locate
 from acewatchd.ingest.stubs import KINDS, stub_path, stub_state
+from acewatchd.ledger import pace
 from acewatchd.ledger import report as q
 from acewatchd.ledger.db import open_readonly
 from acewatchd.ledger.events import (
@@ -30,6 +32,7 @@ from acewatchd.ledger.events import (
     KV_SCHEDULE_NEXT,
     all_kv,
 )
+from acewatchd.nightly.forecast import forecast
 from acewatchd.util.locks import holder_pid
 
 _RECENT_EVENTS = 10
@@ -60,7 +63,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         "config": {"path": str(path), "valid": not config_problem, "error": config_problem},
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
         "datasets": {}, "recent_errors": [], "runs": [], "last": {}, "schedule_next": {},
-        "acestep": {}, "skipped": [],
+        "acestep": {}, "forecast": {}, "skipped": [],
     }
     conn = open_readonly(state_dir)
     if conn is None:
@@ -76,6 +79,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         report["recent_errors"] = _events(conn)
         report["runs"] = _running(conn)
         report["last"] = _last_outcomes(conn)
+        report["forecast"] = _forecasts(conn, cfg or Config())
     finally:
         conn.close()
     return report
@@ -153,6 +157,25 @@ def _last_outcomes(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _forecasts(conn: sqlite3.Connection, cfg: Config) -> dict[str, dict[str, Any]]:
+    """Per dataset with a training run: when it will finish, at the pace its nights measured."""
+    out: dict[str, dict[str, Any]] = {}
+    now = datetime.now(UTC)
+    for name in pace.datasets_with_runs(conn):
+        run = pace.newest_run_pace(conn, name)
+        fc = run and forecast(run, cfg.schedule_for(name), cfg.train_for(name).save_every, now)
+        if not fc:
+            continue
+        out[name] = {
+            "run_name": fc.run_name, "epochs_done": fc.epochs_done,
+            "epochs_total": fc.epochs_total, "finished": fc.finished,
+            "seconds_per_epoch": fc.pace.seconds_per_epoch if fc.pace else None,
+            "epochs_per_night": fc.epochs_per_night, "nights_used": fc.nights_used,
+            "nights_left": fc.nights_left, "finish": fc.finish.isoformat() if fc.finish else None,
+            "sentence": fc.sentence(), "warning": fc.warning()}
+    return out
+
+
 def _json_or_empty(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text) if text else {}
@@ -214,6 +237,11 @@ def _render_runs(report: dict[str, Any]) -> list[str]:
             message = f" ({last['message']})" if last["message"] else ""
             lines.append(f"last     {name} {last['job']} {last['ended']}: {last['outcome']}"
                          f"{message}")
+    for name, fc in sorted(report.get("forecast", {}).items()):
+        if not fc["finished"]:
+            lines.append(f"forecast {name}: {fc['sentence']}")
+        if fc["warning"]:
+            lines.append(f"warning  {fc['warning']}")
     for name, when in sorted(report["schedule_next"].items()):
         lines.append(f"next     {name}: {when}")
     return lines

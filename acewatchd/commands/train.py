@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from acewatchd.acestep.server import ServerManager
+from acewatchd.commands.dataset_arg import existing_dataset
 from acewatchd.config.load import load_config
-from acewatchd.config.schema import DATASET_NAME, Config
-from acewatchd.errors import AcewatchdError, AlreadyRunning
+from acewatchd.config.schema import Config
+from acewatchd.errors import AlreadyRunning
 from acewatchd.ledger.db import Ledger
 from acewatchd.ledger.runs import Job
 from acewatchd.log import setup_logging
@@ -25,15 +26,14 @@ from acewatchd.nightly.times import next_fire
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    if not DATASET_NAME.match(args.dataset) or not (cfg.paths.drop / args.dataset).is_dir():
-        raise AcewatchdError(f"{cfg.paths.drop / args.dataset}: no such dataset folder")
+    dataset = existing_dataset(cfg, args.dataset)
     if not args.now:
-        sched = cfg.schedule_for(args.dataset)
+        sched = cfg.schedule_for(dataset)
         nxt = next_fire(sched, datetime.now(UTC)) if sched.enabled else None
         when = nxt.isoformat() if nxt else "never (schedule disabled)"
-        print(f"{args.dataset}: next scheduled run {when}; use --now to train immediately")
+        print(f"{dataset}: next scheduled run {when}; use --now to train immediately")
         return 0
-    return _train_now(cfg, args.dataset)
+    return _train_now(cfg, dataset)
 
 
 def _train_now(cfg: Config, dataset: str) -> int:

@@ -26,8 +26,10 @@ def cross_checks(cfg: Config, problems: list[str], line: Line) -> None:
 def _datasets(cfg: Config, problems: list[str], line: Line) -> None:
     for name in cfg.datasets:
         if not DATASET_NAME.match(name):
-            problems.append(f"datasets.{name}: dataset names are folder names: letters, digits,"
-                            f" '_', '-', '.'{line(name)}")
+            shown = name if name.isprintable() else repr(name)
+            problems.append(f"datasets.{shown}: dataset names are folder names: no '/', no "
+                            "backslash, no leading '.', no control characters or blank ends, "
+                            f"at most 64 characters{line(name)}")
 
 
 def _schedules(cfg: Config, problems: list[str], line: Line) -> None:

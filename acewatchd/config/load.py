@@ -14,6 +14,7 @@ import re
 import tomllib
 import types
 import typing
+import unicodedata
 from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -56,7 +57,7 @@ def parse_config(text: str, cfg_path: Path) -> Config:
     problems: list[str] = []
     cfg = _build(Config, raw, "", problems, text)
     if not problems:
-        cfg = _resolve_paths(cfg, cfg_path.parent)
+        cfg = _nfc_datasets(_resolve_paths(cfg, cfg_path.parent), problems)
         cross_checks(cfg, problems, lambda key: line_of(text, key))
     if problems:
         raise ConfigError(str(cfg_path), problems)
@@ -214,3 +215,16 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     ace = replace(cfg.acestep, root=fix(cfg.acestep.root),
                   python=str(fix(Path(cfg.acestep.python))) if cfg.acestep.python else "")
     return replace(cfg, paths=paths, acestep=ace)
+
+
+def _nfc_datasets(cfg: Config, problems: list[str]) -> Config:
+    """Dataset tables keyed by the NFC form of their name, the form the ledger and the daemon
+    use: an editor may save ``[datasets."김경호"]`` decomposed (NFD), as macOS names files."""
+    by_nfc: dict[str, Any] = {}
+    for name, table in cfg.datasets.items():
+        key = unicodedata.normalize("NFC", name)
+        if key in by_nfc:
+            problems.append(f"datasets.{key}: named twice (the two spellings are the same "
+                            "name in different Unicode forms)")
+        by_nfc[key] = table
+    return replace(cfg, datasets=by_nfc)

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A dataset is a drop folder, named in any script ("김경호", "bach chorales"). Refused: what
+# could leave its folder or hide (a leading ".", "/", "\\"), control, zero-width and
+# bidirectional characters, blank ends, and more than 64 characters. ACE-Step's side uses
+# acestep.layout.safe_name of it.
+DATASET_NAME = re.compile(r"^(?![.\s])[^/\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
+                          r"\u2060-\u2069\ufeff]{1,64}(?<!\s)\Z")
 
 
 def _meta(doc: str, lo: float | None = None, hi: float | None = None,
@@ -142,6 +147,8 @@ class Schedule:
         "macOS: skip or stop training on battery"))
     enabled: bool = field(default=True, metadata=_meta(
         "`false`: only `acewatchd train --now` trains"))
+    max_nights: int = field(default=7, metadata=_meta(
+        "`status` warns when a run's forecast needs more nights than this", 1, 365))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -114,6 +115,7 @@ def run_dataset(config: Callable[[], Config], env: NightlyEnv, dataset: str, *,
                 scheduled_for: float | None, window_end: float | None, job: Job = Job.NIGHTLY,
                 force: bool = False, fail_if_locked: bool = False) -> str:
     """One dataset's pipeline with its ledger row; never raises except AlreadyRunning."""
+    dataset = unicodedata.normalize("NFC", dataset)  # the ledger's and config's form
     if scheduled_for is not None and already_ran(env.ledger, dataset, scheduled_for):
         logger.info("%s already ran for this start time; not running it twice", dataset)
         return "already"

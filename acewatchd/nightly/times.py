@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -112,7 +113,8 @@ def present_datasets(cfg: Config) -> list[str]:
         entries = sorted(p for p in drop.iterdir() if p.is_dir() and not p.is_symlink())
     except OSError:
         return []
-    return [p.name for p in entries if DATASET_NAME.match(p.name) and cfg.dataset(p.name).enabled]
+    names = [unicodedata.normalize("NFC", p.name) for p in entries]  # as ingest keys them
+    return [n for n in names if DATASET_NAME.match(n) and cfg.dataset(n).enabled]
 
 
 def schedule_groups(cfg: Config, datasets: list[str] | None = None) -> list[Group]:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,8 +52,6 @@ def run_folder_name(when: datetime, run_id: int | str) -> str:
 
 def slugify(text: str, fallback: str = "prompt", limit: int = 40) -> str:
     """ASCII file-name part; non-Latin text (Korean captions) falls back to ``fallback``."""
-    import unicodedata
-
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:limit].strip("-")
     return slug or fallback
@@ -109,7 +108,8 @@ def list_runs(outbox: Path) -> list[RunEntry]:
     """Every finished run folder of every dataset, newest first (by the time in its name)."""
     entries = []
     for ds in _subdirs(outbox):
-        entries += [RunEntry(ds.name, run.name, run) for run in _subdirs(ds)
+        name = unicodedata.normalize("NFC", ds.name)  # the dataset's name, as prune compares it
+        entries += [RunEntry(name, run.name, run) for run in _subdirs(ds)
                     if RUN_NAME.match(run.name)]
     return sorted(entries, key=lambda e: (e.stamp, e.name), reverse=True)
 

@@ -204,6 +204,15 @@ def test_sigterm_during_training_interrupts_and_the_next_run_resumes(make_home) 
     assert [r["outcome"] for r in nightly] == ["interrupted"]
     assert not serverproc._pid_alive(server), "the managed server outlived the daemon"
     assert not serverproc.port_open("127.0.0.1", home.port)
+    # The interrupted run has a forecast from the pace the daemon's session measured.
+    status = subprocess.run([sys.executable, "-m", "acewatchd", "--config", str(home.config),
+                             "status", "--json"], capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    fc = json.loads(status.stdout)["forecast"][DATASET.name]
+    assert fc["run_name"] == train[0]["run_name"] and not fc["finished"]
+    assert fc["seconds_per_epoch"] > 0 and fc["nights_left"] >= 1
+    assert fc["epochs_done"] == train[0]["epochs_done"] and fc["epochs_total"] == 100
+    assert f"{fc['epochs_done']}/100 epochs" in fc["sentence"]
 
     proc = home.start()  # catch-up: the interrupted night is still inside its window
     done = home.wait("the resumed training to finish", lambda: home.rows(

@@ -72,6 +72,21 @@ def test_prune_keeps_newest_and_never_the_protected_run(tmp_path: Path) -> None:
     assert sorted(p.name for p in ds.iterdir()) == sorted([names[0], names[3], names[4]])
 
 
+def test_runs_of_a_decomposed_folder_name_belong_to_the_dataset(tmp_path: Path) -> None:
+    """An outbox folder whose name a Mac (or a copy from one) stored in NFD is still the
+    dataset's: listed under the NFC name, pruned when that dataset is."""
+    import unicodedata
+
+    ds = tmp_path / unicodedata.normalize("NFD", "김경호")
+    names = [f"2026-01-0{i}_0100_r{i}" for i in range(1, 4)]
+    for name in names:
+        (ds / name).mkdir(parents=True)
+    assert {e.dataset for e in outbox.list_runs(tmp_path)} == {"김경호"}
+    removed = outbox.prune(tmp_path, "김경호", 1, protect=ds / names[2])
+    assert sorted(p.name for p in removed) == names[:2]
+    assert [p.name for p in ds.iterdir()] == [names[2]]
+
+
 def test_unique_name_and_commit_never_replace_a_run(tmp_path: Path) -> None:
     (tmp_path / "2026-01-01_0100_r1").mkdir()
     assert outbox.unique_name(tmp_path, "2026-01-01_0100_r1") == "2026-01-01_0100_r1-2"

@@ -77,9 +77,9 @@ def tensor_dir_for(cfg: Config, dataset: str) -> Path:
 
 def prepare_dataset(cfg: Config, ledger: Ledger, dataset: str,
                     stop: threading.Event | None = None) -> PrepareResult:
-    if not DATASET_NAME.match(dataset):  # it becomes a folder name under ACE-Step's root
-        raise AcewatchdError(f"{dataset!r} is not a dataset name (letters, digits, '_-.'; "
-                             "the name of a folder in drop/)")
+    if not DATASET_NAME.match(dataset):  # its safe name becomes a folder under ACE-Step's root
+        raise AcewatchdError(f"{dataset!r} is not a dataset name (the name of a folder in "
+                             "drop/: no '/', no leading '.', no control characters)")
     # Before any work: an ACE-Step without training_v2 (S) cannot preprocess at all.
     require_training_v2(cfg.acestep.root)
     busy = (f"dataset {dataset!r} is being prepared by another acewatchd process; try again "

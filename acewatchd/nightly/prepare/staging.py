@@ -65,7 +65,7 @@ def collect_samples(cfg: Config, ledger: Ledger, dataset: str) -> tuple[list[Sou
                                                                         list[str]]:
     """Distinct stubbed songs and the problems found. Of two copies of one song the one seen
     first wins, so a later duplicate changes nothing."""
-    drop = cfg.paths.drop / dataset
+    drop = cfg.paths.drop / _on_disk_name(cfg.paths.drop, dataset)  # an NFD folder, too
     samples: dict[str, SourceSample] = {}
     problems: list[str] = []
     for row in stubbed_files(ledger.connect(), dataset):

@@ -131,7 +131,7 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
     render_id = rf.start_record(ledger, dataset)
     try:
         if not DATASET_NAME.match(dataset):  # it becomes a folder name under the outbox
-            raise AcewatchdError(f"{dataset!r} is not a dataset name (letters, digits, '_-.')")
+            raise AcewatchdError(f"{dataset!r} is not a dataset name (a folder name in drop/)")
         train = find_training_run(cfg, ledger, dataset, run_id)
         lora = choose_adapter(cfg, dataset, train, checkpoint)
         folder, manifest = _render_locked(cfg, ledger, dataset, train, lora, server,

@@ -442,3 +442,29 @@ def test_a_dataset_name_that_is_not_a_folder_name_is_refused(ph: PHome, name: st
     with pytest.raises(AcewatchdError, match="not a dataset name"):
         prepare_dataset(ph.cfg, ph.ledger, name)
     assert not (ph.ace / "datasets").exists() and not (ph.root / "x").exists()
+
+
+def test_a_hangul_dataset_in_an_nfd_folder_is_staged_under_its_safe_name(ph: PHome) -> None:
+    """macOS (and a copy from it) may store the folder name decomposed; the ledger and config
+    use NFC. Prepare finds the folder and stages into ACE-Step's folder under the safe name."""
+    import unicodedata
+
+    from acewatchd.acestep.layout import safe_name
+
+    name = "김경호"
+    folder = ph.cfg.paths.drop / unicodedata.normalize("NFD", name)
+    audio = make_mp3(folder / "노래.mp3", seconds=6.0, freq=330)
+    (folder / "노래.caption.txt").write_text("ballad\n", "utf-8")
+    (folder / "노래.lyrics.txt").write_text("[Instrumental]\n", "utf-8")
+    st = os.lstat(audio)
+    with ph.ledger.tx() as conn:
+        conn.execute("INSERT INTO files (dataset, relpath, size, mtime_ns, inode, sha256, state,"
+                     " duration, first_seen, updated) VALUES (?, ?, ?, ?, ?, ?, 'stubbed', 6.0,"
+                     " ?, ?)", (name, "노래.mp3", st.st_size, st.st_mtime_ns, st.st_ino,
+                                sha256_file(audio), time.time(), time.time()))
+    result = prepare_dataset(ph.cfg, ph.ledger, name)
+    assert result.samples_ok == 1 and not result.excluded
+    root = ph.ace / "datasets" / "acewatchd"
+    assert [p.name for p in root.iterdir()] == [safe_name(name)]
+    doc = read_dataset_json(root / safe_name(name) / "dataset.json")
+    assert doc["metadata"]["name"] == name and doc["samples"][0]["caption"] == "ballad"

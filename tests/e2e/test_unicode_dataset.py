@@ -1,0 +1,120 @@
+"""A dataset named in Hangul through the whole chain on the simulator: `prepare` and
+`train --now` given the name in NFD (as a macOS shell pastes it) find the NFC folder; ACE-Step's
+folders use the dataset's ASCII safe name; status, the outbox and the notification (a webhook
+on this machine) show 김경호."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import subprocess
+import sys
+import threading
+import unicodedata
+from collections.abc import Iterator
+from email.header import decode_header, make_header
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from acewatchd.acestep.layout import safe_name
+from acewatchd.acestep.versions import V2
+from acewatchd.demo.audiogen import make_mp3
+from acewatchd.simulator.harness import running_simulator
+
+pytestmark = pytest.mark.timeout(300)
+NAME = "김경호"
+NFD = unicodedata.normalize("NFD", NAME)
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "acewatchd", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=240, cwd=config.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """A webhook receiver on loopback: every POST's (decoded Title header, body)."""
+    got: list[tuple[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode("utf-8")
+            got.append((str(make_header(decode_header(self.headers.get("Title", "")))), body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="webhook")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/topic", got
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_a_korean_named_dataset_is_prepared_trained_and_rendered(
+        tmp_path: Path, webhook: tuple[str, list[tuple[str, str]]]) -> None:
+    url, posts = webhook
+    with running_simulator(tmp_path / "ace", speed=25.0, version=V2.commit) as sim:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[acestep]\nroot = "{sim.root}"\nurl = "{sim.url}"\npython = "{sys.executable}"\n'
+            '[watch]\nsettle_seconds = 0.2\npoll_seconds = 0.05\nsettle_polls = 2\n'
+            'min_duration_seconds = 2.0\n[train]\nepochs = 100\nsave_every = 50\n'
+            '[schedule]\ncron = "0 1 * * *"\ntimezone = "UTC"\n'
+            f'[notify]\nmacos = false\nwebhook_url = "{url}"\n'
+            '[render]\ncompare_base = false\n'
+            '[[render.prompts]]\nname = "one"\ncaption = "{tag}, test"\nduration = 10.0\n'
+            f'[datasets."{NAME}"]\ntag = "kim kyung-ho"\nlanguage = "ko"\n', "utf-8")
+        for i in range(3):
+            make_mp3(tmp_path / "drop" / NAME / f"노래 {i}.mp3", seconds=4, freq=220 + 110 * i)
+        cli(config, "scan")
+        assert f"{NAME}:" in cli(config, "prepare", NFD).stdout
+        assert f"{NAME}: done" in cli(config, "train", NFD, "--now").stdout
+
+        _ace_step_side_uses_the_safe_name(sim.root)
+        _the_user_sees_the_name(config, tmp_path / "outbox", posts)
+
+
+def _ace_step_side_uses_the_safe_name(root: Path) -> None:
+    safe = safe_name(NAME)
+    assert safe.isascii() and safe != NAME
+    data = root / "datasets" / "acewatchd"
+    assert sorted(p.name for p in data.iterdir()) == [safe]
+    doc = json.loads((data / safe / "dataset.json").read_text("utf-8"))
+    assert doc["metadata"]["name"] == NAME and len(doc["samples"]) == 3
+    assert all(Path(s["audio_path"]).parent == data / safe / "audio" for s in doc["samples"])
+    assert len(list((data / safe / "tensors").glob("*.pt"))) == 3
+    runs = root / "lora_output" / "acewatchd"
+    assert sorted(p.name for p in runs.iterdir()) == [safe]
+    (run,) = list((runs / safe).iterdir())
+    assert (run / "final" / "adapter_config.json").is_file() or \
+        (run / "final" / "adapter" / "adapter_config.json").is_file()
+    for base in (data, runs):  # nothing acewatchd made in ACE-Step's folder is named in Hangul
+        for folder, dirs, files in os.walk(base):
+            assert all(n.isascii() for n in dirs + files), (folder, dirs, files)
+
+
+def _the_user_sees_the_name(config: Path, outbox: Path, posts: list[tuple[str, str]]) -> None:
+    (run,) = [p for p in (outbox / NAME).iterdir() if not p.name.startswith(".")]
+    page = (run / "index.html").read_text("utf-8")
+    assert html.escape(NAME) in page and NFD not in page
+    assert NAME in (outbox / "index.html").read_text("utf-8")
+    report = json.loads(cli(config, "status", "--json").stdout)
+    assert NAME in report["datasets"] and NFD not in report["datasets"]
+    assert NAME in cli(config, "status").stdout
+    ready = [(t, b) for t, b in posts if "samples ready" in t]
+    assert ready, posts
+    title, body = ready[-1]
+    assert title.endswith(f"· {NAME}") and f"outbox/{NAME}/{run.name}" in body
+    assert str(Path.home()) not in body
