@@ -196,6 +196,8 @@ def convert_command(name: str, fmt: Format) -> str:
     """The ffmpeg line that turns the file ``name`` into a format ACE-Step reads (FLAC is
     lossless, so converting a lossy file to it loses nothing more)."""
     target = f"{Path(name).stem}.{fmt.ext}"
+    if target.lower() == name.lower():  # a mislabelled file: never write over the input
+        target = f"{Path(name).stem}-converted.{fmt.ext}"
     copy = " -c:a copy" if fmt.remux else ""
     return f"ffmpeg -i {shlex.quote(name)} -vn{copy} {shlex.quote(target)}"
 

@@ -106,13 +106,21 @@ def test_a_readable_format_under_another_name_is_read_as_what_it_is(
     ("wma", "song.mp3", "its content is Windows Media Audio"),
     ("webm", "song.ogg", "its content is WebM"),
     ("aiff", "song.wav", "its content is AIFF"),
-    ("aac", "song.m4a", "its content is raw ADTS AAC")])
+    ("aac", "song.m4a", "its content is raw ADTS AAC"),
+    ("wma", "song.flac", "its content is Windows Media Audio")])
 def test_content_acestep_cannot_read_is_refused_whatever_its_name(
         media: dict[str, Path], content: str, name: str, words: str, tmp_path: Path) -> None:
     path = shutil.copyfile(media[content], tmp_path / name)
     verdict = validate(path, WATCH)
     assert verdict.info is None
     assert words in verdict.reason and f"ffmpeg -i {name} -vn" in verdict.reason
+    # The fix as printed works and never writes over the file it reads.
+    argv = shlex.split(verdict.reason.split("; convert it: ", 1)[1])
+    assert argv[-1] != name
+    subprocess.run([ffmpeg_path(), "-nostdin", "-loglevel", "error", *argv[1:]], cwd=tmp_path,
+                   check=True, stdin=subprocess.DEVNULL)
+    converted = validate(tmp_path / argv[-1], WATCH)
+    assert converted.info is not None, converted.reason
 
 
 @pytest.mark.parametrize(("data", "words"), [
