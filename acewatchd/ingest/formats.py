@@ -45,20 +45,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("midi", "MIDI (notes, not sound)", False,
            fix="render it to audio with a synthesizer first"),
     Format("aac", "raw ADTS AAC", False, "m4a", remux=True),
-    Format("aiff", "AIFF", False),
-    Format("wma", "Windows Media Audio", False),
-    Format("webm", "WebM", False),
-    Format("matroska", "Matroska audio", False),
-    Format("ape", "Monkey's Audio", False),
-    Format("wavpack", "WavPack", False),
-    Format("caf", "Core Audio (CAF)", False),
-    Format("amr", "AMR", False),
-    Format("ac3", "AC-3", False),
-    Format("dsd", "DSD", False),
-    Format("musepack", "Musepack", False),
-    Format("tta", "True Audio", False),
-    Format("au", "Sun AU", False),
     Format("mp2", "MPEG audio layer II", True, "mp3"),
+    *(Format(name, label, False) for name, label in (  # converted to FLAC
+        ("aiff", "AIFF"), ("wma", "Windows Media Audio"), ("webm", "WebM"),
+        ("matroska", "Matroska audio"), ("ape", "Monkey's Audio"), ("wavpack", "WavPack"),
+        ("caf", "Core Audio (CAF)"), ("amr", "AMR"), ("ac3", "AC-3"), ("dsd", "DSD"),
+        ("musepack", "Musepack"), ("tta", "True Audio"), ("au", "Sun AU"))),
 )}
 
 # Extensions that name an audio format: a file with one of these is reported when skipped.
