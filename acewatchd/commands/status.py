@@ -19,6 +19,7 @@ from typing import Any
 from acewatchd.config.load import find_config_path, load_config
 from acewatchd.config.schema import Config
 from acewatchd.errors import ConfigError
+from acewatchd.ingest.formats import parse_skip
 from acewatchd.ingest.pipeline import locate
 from acewatchd.ingest.stubs import INSTRUMENTAL, KINDS, hash_or_none, stub_path, stub_state
 from acewatchd.ledger import pace
@@ -67,7 +68,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         "config": {"path": str(path), "valid": not config_problem, "error": config_problem},
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
         "datasets": {}, "recent_errors": [], "runs": [], "last": {}, "schedule_next": {},
-        "acestep": {}, "forecast": {},
+        "acestep": {}, "forecast": {}, "skipped": [],
     }
     conn = open_readonly(state_dir)
     if conn is None:
@@ -79,6 +80,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         report["schedule_next"] = _json_or_empty(kv.get(KV_SCHEDULE_NEXT))
         report["acestep"] = _json_or_empty(kv.get(KV_ACESTEP))
         report["datasets"] = _datasets(conn, cfg)
+        report["skipped"] = _skipped(conn)
         report["recent_errors"] = _events(conn)
         report["runs"] = _running(conn)
         report["last"] = _last_outcomes(conn)
@@ -150,6 +152,21 @@ def _count_users_own(conn: sqlite3.Connection, cfg: Config, out: dict[str, Any])
         for kind in lacking:
             found = audio is not None and stub_path(audio, kind).exists()
             out[row.dataset]["stubs"]["reviewed" if found else "missing"] += 1
+
+
+def _skipped(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Audio files never ingested because of their name, each with why and the fix."""
+    out = []
+    for row in q.skipped_files(conn):
+        advice = parse_skip(Path(row.relpath).name, row.reason)
+        out.append({"dataset": row.dataset, "file": row.relpath, "reason": advice.reason,
+                    "fix": advice.fix})
+    return out
+
+
+def _render_skipped(report: dict[str, Any]) -> list[str]:
+    return [f"skipped  {item['dataset']}/{item['file']}: {item['reason']}"
+            + (f"; {item['fix']}" if item["fix"] else "") for item in report.get("skipped", [])]
 
 
 def _events(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -237,6 +254,7 @@ def render(report: dict[str, Any]) -> str:
         lines += _song_notes(ds.get("changed_after_review", []) + ds.get("no_lyrics", []))
     if not report["datasets"]:
         lines.append("dataset  (none yet: copy songs into drop/<dataset>/)")
+    lines += _render_skipped(report)
     lines += _render_runs(report)
     for ev in report["recent_errors"]:
         where = "/".join(x for x in (ev["dataset"], ev["subject"]) if x)

@@ -78,6 +78,8 @@ def _watch(cfg: Config, problems: list[str], line: Line) -> None:
         if not re.match(r"^[a-z0-9]{1,8}$", ext):
             problems.append(f"watch.extensions: {ext!r} should be a lowercase extension without"
                             " the dot, like \"mp3\"")
+        elif problem := cfg.watch.extension_problem(ext):
+            problems.append(f"watch.extensions: {problem}{line('extensions')}")
 
 
 def _acestep(cfg: Config, problems: list[str], line: Line) -> None:

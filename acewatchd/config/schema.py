@@ -71,6 +71,11 @@ class AceStep:
         return Path(self.python) if self.python else self.root / ".venv" / "bin" / "python"
 
 
+# What ACE-Step's own preprocessing picks up by extension (training_v2's discovery list), so
+# the [watch] extensions default and its limit; ingest/formats.py knows the rest of formats.
+ACESTEP_EXTENSIONS: tuple[str, ...] = ("mp3", "wav", "flac", "m4a", "ogg", "opus")
+
+
 @dataclass(frozen=True)
 class Watch:
     settle_seconds: float = field(default=3.0, metadata=_meta(
@@ -84,12 +89,22 @@ class Watch:
     rescan_minutes: float = field(default=5.0, metadata=_meta(
         "full reconciliation scan (file events are only hints)", 0.01, 1440))
     extensions: list[str] = field(
-        default_factory=lambda: ["mp3", "wav", "flac", "m4a", "ogg"],
-        metadata=_meta("audio files picked up: lowercase extensions without the dot"))
+        default_factory=lambda: list(ACESTEP_EXTENSIONS),
+        metadata=_meta("audio files picked up (`.MP3` counts as mp3): the formats ACE-Step "
+                       "reads, or fewer; other audio files are listed by `status` as skipped"))
     min_duration_seconds: float = field(default=5.0, metadata=_meta(
         "shorter audio is rejected", 0, 36000))
     max_duration_seconds: float = field(default=600.0, metadata=_meta(
         "longer audio is rejected", 1, 36000))
+
+    def extension_problem(self, ext: str) -> str:
+        """'' if ACE-Step's preprocessing picks up files with this extension; else why listing
+        it does not help (config checks report it)."""
+        if ext in ACESTEP_EXTENSIONS:
+            return ""
+        return (f"ACE-Step's preprocessing does not pick up .{ext} files (it takes "
+                f"{', '.join(ACESTEP_EXTENSIONS)}); convert them instead: `acewatchd status` "
+                "lists each with the ffmpeg line")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import structlog
 from acewatchd.config.schema import Config
 from acewatchd.ingest import songchange
 from acewatchd.ingest.dropdir import STALE_TEMP_SECONDS, ignored_name, locate, nfc, walk_drop
+from acewatchd.ingest.formats import advice_for, listed, skip_sentence
 from acewatchd.ingest.settle import Signature, signature
 from acewatchd.ingest.stubs import (
     KINDS,
@@ -74,15 +75,18 @@ class Ingestor:
 
     def split(self, path: Path) -> tuple[str, str] | None:
         """(dataset, NFC relpath) for an audio candidate under drop/<dataset>/, else None."""
-        cfg = self.config()
+        if not listed(path, self.config().watch.extensions):
+            return None
+        return self._key(path)
+
+    def _key(self, path: Path) -> tuple[str, str] | None:
+        """(dataset, NFC relpath) for any file under drop/<dataset>/ that may be ingested."""
         try:
-            rel = path.relative_to(cfg.paths.drop)
+            rel = path.relative_to(self.config().paths.drop)
         except ValueError:
             return None
         parts = rel.parts
         if len(parts) < 2 or any(p.startswith(".") for p in parts) or ignored_name(parts[-1]):
-            return None
-        if path.suffix.lower().lstrip(".") not in cfg.watch.extensions:
             return None
         return visible(nfc(parts[0])), visible(nfc(str(Path(*parts[1:]))))
 
@@ -91,6 +95,7 @@ class Ingestor:
     def needs_work(self, path: Path) -> bool:
         key = self.split(path)
         if key is None:
+            self._skip(path)  # a file event for an audio file not taken: say so now
             return False
         try:
             sig = signature(path)
@@ -242,12 +247,37 @@ class Ingestor:
         for path in walk_drop(cfg.paths.drop, stale_after, on_skip=_skipped_folder):
             key = self.split(path)
             if key is None:
+                skipped = self._skip(path)
+                if skipped is not None:
+                    seen.add(skipped)
                 continue
             seen.add(key)
             if self.needs_work(path):
                 todo.append(path)
         self._mark_missing_gone(seen)
         return todo
+
+    def _skip(self, path: Path) -> tuple[str, str] | None:
+        """An audio file whose extension is not taken is recorded as skipped, with why and
+        the fix (once: a rescan finding the same reason writes nothing), so that `status`
+        lists it instead of it vanishing in silence. Other names (covers, cue sheets) pass."""
+        key = self._key(path)
+        advice = advice_for(path) if key is not None else None
+        if key is None or advice is None or self._converted(path):
+            return None
+        sentence = skip_sentence(Path(key[1]).name, advice)
+        row = self._row(*key)
+        if row is None or row.state != "skipped" or row.reason != sentence:
+            self._upsert(*key, state="skipped", reason=sentence)
+            logger.warning("skipped", extra={"dataset": key[0], "file": key[1],
+                                             "reason": sentence})
+        return key
+
+    def _converted(self, path: Path) -> bool:
+        """The user followed the advice and kept the original: a song of the same stem with
+        a taken extension lies beside it, so the original is no longer worth a mention."""
+        return any(path.with_name(f"{path.stem}.{ext}").exists()
+                   for ext in self.config().watch.extensions if f".{ext}" != path.suffix)
 
     def _mark_missing_gone(self, present: set[tuple[str, str]]) -> None:
         missing = ledger_files.missing_files(self.ledger.connect(), present)

@@ -69,11 +69,13 @@ class TagError(Exception):
     """mutagen could not make sense of the file; the message is one user-facing sentence."""
 
 
-def read_audio(path: Path) -> AudioInfo:
+def read_audio(path: Path, kind: Any = None) -> AudioInfo:
+    """``kind``: a mutagen class to read it with, for content its name misstates (mutagen.File
+    would trust the extension)."""
     import mutagen  # imported here: `acewatchd status` never needs it
 
     try:
-        audio = mutagen.File(path)
+        audio = kind(path) if kind is not None else mutagen.File(path)
     except mutagen.MutagenError as exc:
         raise TagError(f"mutagen could not parse it as audio ({_short(exc)})") from exc
     except (ValueError, IndexError, EOFError, OverflowError) as exc:  # mutagen bugs on junk

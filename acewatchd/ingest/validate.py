@@ -1,22 +1,27 @@
 """Is this file usable audio? And if not: a copy in rejected/ with a one-sentence reason.
 
-Validation reads the file once with mutagen (tags.read_audio) and checks the duration against
-[watch] bounds. A rejected file is *copied* (the user's original stays in the drop folder) to
-``rejected/<dataset>/<relpath>`` beside ``<name>.reason.txt``. Symlinks leading out of the
-dataset folder and unreadable files get only the reason file: copying would mean following the
-link, and an unreadable file cannot be copied.
+Validation sniffs the file's first bytes (ingest.formats: content a name hides, such as an
+HTML page saved as .mp3, or WMA named .mp3, is refused; a readable format under another
+format's name is read as what it is), reads it once with mutagen (tags.read_audio) and checks
+the duration against [watch] bounds. A rejected file is *copied* (the user's original stays
+in the drop folder) to ``rejected/<dataset>/<relpath>`` beside ``<name>.reason.txt``.
+Symlinks leading out of the dataset folder and unreadable files get only the reason file:
+copying would mean following the link, and an unreadable file cannot be copied.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from acewatchd.config.schema import Watch
+from acewatchd.ingest import formats
 from acewatchd.ingest.tags import AudioInfo, TagError, read_audio
 from acewatchd.util.files import (
     TEMP_PREFIX,
@@ -25,6 +30,8 @@ from acewatchd.util.files import (
     full_fsync,
     open_regular,
 )
+
+logger = logging.getLogger(__name__)
 
 UNREADABLE = "cannot be read"
 COPY_LIMIT = 1 << 30  # larger rejected files get a reason file only
@@ -57,23 +64,38 @@ def check_link(path: Path, folder: Path) -> str:
 
 
 def validate(path: Path, watch: Watch) -> Verdict:
-    ext = path.suffix.lower().lstrip(".")
-    if ext not in watch.extensions:
-        return Verdict(None, f"its extension .{ext} is not one of [watch] extensions")
+    if not formats.listed(path, watch.extensions):
+        return Verdict(None, f"its extension .{formats.extension(path)} is not one of "
+                             "[watch] extensions")
     try:
-        os.close(open_regular(path))  # never blocks on a FIFO swapped in late
-        size = path.stat().st_size
+        with os.fdopen(open_regular(path), "rb") as fh:  # never blocks on a FIFO swapped in
+            size = os.fstat(fh.fileno()).st_size
+            sniffed = formats.sniff_stream(fh) if size else formats.Sniffed()
     except OSError as exc:
         return Verdict(None, f"it {UNREADABLE} ({exc.strerror or exc}).")
     if size == 0:
         return Verdict(None, "the file is empty (0 bytes).")
+    problem = formats.content_problem(path.name, sniffed)
+    if problem:
+        return Verdict(None, problem)
     try:
-        info = read_audio(path)
+        info = read_audio(path, kind=_content_kind(path, sniffed))
     except TagError as exc:
         return Verdict(None, f"{exc}.")
     except OSError as exc:
         return Verdict(None, f"it {UNREADABLE} ({exc.strerror or exc}).")
     return _check_duration(info, watch)
+
+
+def _content_kind(path: Path, sniffed: formats.Sniffed) -> Any:
+    """mutagen's class for a readable format under another format's extension (mutagen would
+    trust the name and fail), else None; such a file is taken as what it holds."""
+    found = formats.mislabelled(path.name, sniffed)
+    if not found:
+        return None
+    logger.info("judged by its content: %s named .%s", formats.FORMATS[found].label,
+                formats.extension(path), extra={"file": path.name, "content": found})
+    return formats.mutagen_kind(found)
 
 
 def _check_duration(info: AudioInfo, watch: Watch) -> Verdict:

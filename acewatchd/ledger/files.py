@@ -18,8 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-FileState = Literal["seen", "settled", "valid", "rejected", "stubbed", "gone"]
-FILE_STATES: tuple[FileState, ...] = ("seen", "settled", "valid", "rejected", "stubbed", "gone")
+# skipped: an audio file whose extension is not taken ([watch] extensions); its reason says
+# what to do, and it is never read.
+FileState = Literal["seen", "settled", "valid", "rejected", "stubbed", "gone", "skipped"]
+FILE_STATES: tuple[FileState, ...] = ("seen", "settled", "valid", "rejected", "stubbed", "gone",
+                                      "skipped")
 
 FileKey = tuple[str, str]  # (dataset, NFC relpath)
 Signature = tuple[int, int, int]  # size, mtime_ns, inode (as ingest.settle computes it)

@@ -33,6 +33,15 @@ class StubbedKinds:
 
 
 @dataclass(frozen=True)
+class SkippedFile:
+    """An audio file ingest does not take (its name), with the sentence saying why and the fix."""
+
+    dataset: str
+    relpath: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class EventRow:
     id: int
     ts: float
@@ -75,6 +84,12 @@ def live_stubs(conn: sqlite3.Connection) -> list[StubRow]:
                         "FROM stubs s JOIN files f ON f.dataset=s.dataset AND "
                         "f.relpath=s.relpath WHERE f.state != 'gone'")
     return [StubRow(*r) for r in rows]
+
+
+def skipped_files(conn: sqlite3.Connection) -> list[SkippedFile]:
+    rows = conn.execute("SELECT dataset, relpath, coalesce(reason, '') FROM files "
+                        "WHERE state='skipped' ORDER BY dataset, relpath")
+    return [SkippedFile(*r) for r in rows]
 
 
 def stubbed_kinds(conn: sqlite3.Connection) -> list[StubbedKinds]:

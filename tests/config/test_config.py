@@ -22,7 +22,7 @@ def problems(text: str, tmp_path: Path) -> list[str]:
 
 def test_repo_root_config_validates() -> None:
     cfg = load_config(REPO / "config.toml")
-    assert cfg.watch.extensions == ["mp3", "wav", "flac", "m4a", "ogg"]
+    assert cfg.watch.extensions == ["mp3", "wav", "flac", "m4a", "ogg", "opus"]
     assert cfg.paths.drop == REPO / "drop"
 
 

@@ -43,7 +43,7 @@ def test_zero_byte_text_and_truncated_files(home: Home, daemon: Daemon, good_mp3
     ds = home.drop / "kim_kyungho"
     ds.mkdir(parents=True)
     cases = {"empty.mp3": (b"", "empty (0 bytes)"),
-             "notes.mp3": ("가사 메모, not audio\n".encode() * 20, "could not parse"),
+             "notes.mp3": ("가사 메모, not audio\n".encode() * 20, "not audio: its content is a text"),
              "cut.mp3": (good_mp3.read_bytes()[:3000], "truncated"),
              "half.mp3": (good_mp3.read_bytes()[:len(good_mp3.read_bytes()) // 2], "truncated")}
     for name, (data, _) in cases.items():
