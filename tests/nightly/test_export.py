@@ -21,7 +21,7 @@ from acewatchd.ledger.db import Ledger
 from acewatchd.nightly.env import NightlyEnv
 from acewatchd.nightly.export import ExportError, export
 from acewatchd.nightly.run import run_dataset
-from acewatchd.simulator.harness import SimHandle, running_simulator
+from acewatchd.simulator.harness import running_simulator
 from acewatchd.util.power import FakePower
 from tests.support.clock import FakeClock
 from tests.support.fakes import FakeStages
