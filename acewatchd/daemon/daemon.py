@@ -2,8 +2,10 @@
 
 One main thread does all ingest work (settle polls, validation, stubs, ledger writes); watchdog
 threads only enqueue hints. Signal handlers only set flags. The loop wakes at least once a
-second, so SIGTERM/SIGINT stop the daemon well inside 15 s even mid-batch (work is checked
-between files, and every step is idempotent, so stopping anywhere is safe).
+second, so SIGTERM/SIGINT stop the daemon well inside 15 s even mid-batch: the stop flag is
+checked between batches and, inside one, between the 1 MB chunks of a file being hashed. A
+batch cut short is rolled back whole (every step is idempotent), and its files are found again
+by the next start-up scan.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from acewatchd.ledger.files import state_counts
 from acewatchd.log import setup_logging
 from acewatchd.runtime import Component, DaemonContext
 from acewatchd.util.clock import Clock, SystemClock
+from acewatchd.util.files import Abandoned
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ class Daemon:
         self.ledger = Ledger(cfg.paths.state)
         self.stop = threading.Event()
         self.hints: queue.Queue[Hint] = queue.Queue()
-        self.ingestor = Ingestor(self.ledger, lambda: self.cfg)
+        self.ingestor = Ingestor(self.ledger, lambda: self.cfg, stop=self.stop)
         self.settler = Settler(self.clock, cfg.watch)
         self.watcher = Watcher(cfg.paths.drop, cfg.source, self.hints)
         self.reloader = ConfigReloader(cfg, self.ledger, self.clock)
@@ -176,6 +179,10 @@ class Daemon:
             try:
                 with self.ingestor.writer.batch():  # one ledger commit per batch
                     self._ingest_chunk(chunk)
+            except Abandoned as exc:  # stopping: the batch's rows were rolled back
+                logger.info("stopped mid-batch; its files are taken up at the next start",
+                            extra={"files": len(chunk), "detail": str(exc)})
+                return
             except sqlite3.Error:
                 logger.exception("ledger write failed; the files are retried")
                 for path in chunk:
@@ -184,13 +191,15 @@ class Daemon:
     def _ingest_chunk(self, chunk: list[Path]) -> None:
         try:
             self.ingestor.process_many(chunk)
-        except sqlite3.Error:
+        except (sqlite3.Error, Abandoned):
             raise
         except Exception:  # a bug with one file must not stop the others: one by one
             logger.exception("batch ingest failed; retrying file by file")
             for path in chunk:
                 try:
                     self.ingestor.process(path)
+                except Abandoned:
+                    raise
                 except Exception as exc:
                     logger.exception("ingest failed", extra={"path": str(path)})
                     self.ingestor.writer.event("error", f"{path.name}: ingest failed: {exc}")
