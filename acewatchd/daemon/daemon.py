@@ -129,31 +129,38 @@ class Daemon:
             hint = self.hints.get(timeout=min(max(timeout, 0.01), 1.0))
         except queue.Empty:
             return
-        self._handle(hint)
+        self._drain_hints(hint)  # a copy's burst of events is taken up together
 
-    def _drain_hints(self) -> None:
+    def _drain_hints(self, first: Hint | None = None) -> None:
+        """Handle the queued hints; their new files are marked seen in one transaction. A
+        commit is a WAL fsync: one per file had a 1,000-file drop wait on 1,000 of them."""
+        fresh: list[Path] = []
+        if first is not None:
+            self._handle(first, fresh)
         for _ in range(10_000):
             try:
-                self._handle(self.hints.get_nowait())
+                self._handle(self.hints.get_nowait(), fresh)
             except queue.Empty:
-                return
+                break
+        if fresh:
+            self.ingestor.mark_seen(fresh)
 
-    def _handle(self, hint: Hint) -> None:
+    def _handle(self, hint: Hint, fresh: list[Path]) -> None:
         kind, path = hint
         if kind == "file":
-            self._consider(path)
+            self._consider(path, fresh)
         elif kind == "dir":
             for found in walk_drop(path) if path.is_dir() else ():
-                self._consider(found)
+                self._consider(found, fresh)
         elif kind == "config":
             self.reloader.touched()
         elif kind == "rescan":
             self._rescan_reason = str(path)
 
-    def _consider(self, path: Path) -> None:
+    def _consider(self, path: Path, fresh: list[Path]) -> None:
         if path not in self.settler and self.ingestor.needs_work(path):
             self.settler.add(path)
-            self.ingestor.mark_seen([path])
+            fresh.append(path)
 
     def _rescan(self, reason: str) -> None:
         self._rescan_reason = None
