@@ -55,7 +55,7 @@ def _sparse(path: Path) -> Path:
 
 
 def _hashing(d: DaemonProc, files: list[Path]) -> bool:
-    names = {str(f) for f in files}
+    names = {os.path.realpath(f) for f in files}  # macOS: /tmp is /private/tmp
     try:
         return any(f.path in names for f in psutil.Process(d.proc.pid).open_files())
     except psutil.NoSuchProcess:
