@@ -3,6 +3,7 @@ as a subprocess, a corpus of distinct MP3s. Benchmarks, not tests: they print fi
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -48,9 +49,14 @@ def corpus(dest: Path, n: int, seconds: float = 6.0) -> list[Path]:
 
 
 def start_daemon(home: Path) -> subprocess.Popen[bytes]:
+    """The real daemon; ACEWATCHD_BENCH_CODE=<checkout> runs another checkout's daemon (to
+    compare two versions against the same floor, which always comes from this checkout)."""
+    env = dict(os.environ)
+    if env.get("ACEWATCHD_BENCH_CODE"):
+        env["PYTHONPATH"] = env["ACEWATCHD_BENCH_CODE"]
     proc = subprocess.Popen([sys.executable, "-m", "acewatchd", "--config",
                              str(home / "config.toml"), "run"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wait_for(lambda: (home / "state" / "acewatchd.lock").exists() and
              (home / "state" / "acewatchd.lock").read_text().strip() == str(proc.pid), 30)
     return proc
@@ -78,12 +84,8 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        import os
-
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
-        import os
-
         cores = os.cpu_count() or 0
     return f"{platform.system()} {platform.release()}, {cpu}, {cores} cores, Python " \
            f"{platform.python_version()}"

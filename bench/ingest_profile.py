@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest_bulk import DATASETS, baseline
 from ingest_common import corpus, make_home
+from ingest_floor import durable_floor
 
 from acewatchd.config.load import load_config
 from acewatchd.daemon.daemon import _BATCH
@@ -43,6 +44,9 @@ def main() -> None:
         if len(songs) != args.files:
             songs = corpus(src, args.files)
         base = min(baseline(songs) for _ in range(3))
+        f0 = resource.getrusage(resource.RUSAGE_SELF)
+        floor = durable_floor(songs, home / "floor", DATASETS, _BATCH)
+        f1 = resource.getrusage(resource.RUSAGE_SELF)
         drops = []
         for i, song in enumerate(songs):
             dest = home / "drop" / DATASETS[0 if args.one_folder else i % 3] / song.name
@@ -72,6 +76,8 @@ def main() -> None:
     print(f"pipeline {took:.3f} s ({1000 * took / args.files:.2f} ms/file); bare loop "
           f"{base:.3f} s; ratio {took / base:.1f}x; "
           f"cpu user {r1.ru_utime - r0.ru_utime:.3f} s, sys {r1.ru_stime - r0.ru_stime:.3f} s")
+    print(f"durable floor {floor:.3f} s; pipeline / floor {took / floor:.2f}x; floor cpu user "
+          f"{f1.ru_utime - f0.ru_utime:.3f} s, sys {f1.ru_stime - f0.ru_stime:.3f} s")
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +67,11 @@ class _Ready:
 class Ingestor:
     """Stateless over the ledger: one instance per daemon or scan, used from one thread."""
 
-    def __init__(self, ledger: Ledger, config: Callable[[], Config]) -> None:
+    def __init__(self, ledger: Ledger, config: Callable[[], Config],
+                 stop: threading.Event | None = None) -> None:
         self.ledger = ledger
         self.config = config
+        self.stop = stop  # set: a hash in progress is abandoned (util.files.Abandoned)
         self.writer = Writer(ledger)
 
     # ---- naming
@@ -201,7 +204,7 @@ class Ingestor:
                                 f"it is {sig[0] / 2**30:.1f} GB, larger than the "
                                 f"{COPY_LIMIT / 2**30:g} GB acewatchd takes", copy=False)
         try:
-            sha: str | None = sha256_file(path)
+            sha: str | None = sha256_file(path, stop=self.stop)
         except PermissionError:
             sha = None
         with structlog.contextvars.bound_contextvars(sha=(sha or "")[:12]):

@@ -33,7 +33,7 @@ from acewatchd.ingest.lyrics import clean_lyrics, encoding_for
 from acewatchd.ingest.tags import AudioInfo
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.files import record_stub, stub_hash
-from acewatchd.util.files import create_temp, full_fsync, link_temp, sha256_bytes, sha256_file
+from acewatchd.util.files import create_temp, link_temp, sha256_bytes, sha256_file
 
 INSTRUMENTAL = "[Instrumental]"
 KINDS = ("caption", "lyrics")
@@ -113,7 +113,8 @@ def write_stubs_many(writer: Writer, jobs: list[StubJob]) -> list[dict[str, str]
     """Write each missing stub; per job kind -> 'written' | 'ours' | 'user'. Safe to repeat
     after a kill -9 at any point: an existing stub equal to what we would write is ours.
     All temp files are fsync'd together (concurrent fsyncs share journal commits) before any
-    is linked into place, so a name never points at data that is not on disk."""
+    is linked into place. The fsyncs are plain: the writer's barrier at the batch's end (or
+    right after the link, outside a batch) flushes the drive cache once, on macOS."""
     outcomes: list[dict[str, str]] = [{} for _ in jobs]
     todo: list[tuple[int, str, Path, bytes]] = []  # job, kind, stub path, data
     for index, job in enumerate(jobs):
@@ -146,7 +147,7 @@ def _create_and_sync(todo: list[tuple[int, str, Path, bytes]],
         for *_, path, data in todo:
             temps.append(create_temp(path.parent, data))
         for fd, _ in temps:
-            full_fsync(fd)
+            os.fsync(fd)
         return
     with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="stub-io") as pool:
         futures = [pool.submit(create_temp, path.parent, data) for *_, path, data in todo]
@@ -156,7 +157,7 @@ def _create_and_sync(todo: list[tuple[int, str, Path, bytes]],
         finally:  # an error: still collect the files the other workers made, to remove them
             temps.extend(f.result() for f in futures[len(temps) + 1:]
                          if f.exception() is None)
-        list(pool.map(full_fsync, [fd for fd, _ in temps]))
+        list(pool.map(os.fsync, [fd for fd, _ in temps]))
 
 
 def _existing(writer: Writer, job: StubJob, kind: str, path: Path, digest: str) -> str:

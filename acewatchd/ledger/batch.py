@@ -1,10 +1,12 @@
 """Group the ledger writes of many files into one transaction (ingest throughput).
 
 With synchronous=FULL every commit is an fsync of the WAL; five per file dominated ingest time.
-Inside ``Writer.batch()`` the per-file writes share one transaction, and the folder fsyncs of
-new stubs are done once per folder just before that commit. Crash safety is unchanged: stubs
-are written (file fsync'd) before the ledger says so, so a kill -9 mid-batch only loses ledger
-rows, and the next pass finds the stubs and records them again (stubs.write_stubs).
+Inside ``Writer.batch()`` the per-file writes share one transaction, and the folders of new
+stubs get one ``barrier`` just before that commit (a plain fsync per folder; on macOS also one
+F_FULLFSYNC, which flushes the drive cache for all the batch's plainly fsync'd files at once).
+Crash safety is unchanged: stubs are on disk before the ledger says so, so a kill -9 or power
+cut mid-batch only loses ledger rows, and the next pass finds the stubs and records them again
+(stubs.write_stubs).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from acewatchd.ledger.db import Ledger
 from acewatchd.ledger.events import EventLevel, insert_event
-from acewatchd.util.files import fsync_dir
+from acewatchd.util.files import barrier
 
 
 class Writer:
@@ -43,18 +45,17 @@ class Writer:
             self._conn = conn
             try:
                 yield
-                for folder in self._dirs:  # durable names before the ledger commits them
-                    fsync_dir(folder)
+                barrier(self._dirs)  # the stubs durable before the ledger commits them
             finally:
                 self._conn = None
                 self._dirs.clear()
 
     def wrote_in(self, folder: Path) -> None:
-        """A file was linked into ``folder``: fsync it now, or once at the batch's end."""
+        """A file was linked into ``folder``: make it durable now, or once at the batch's end."""
         if self._conn is not None:
             self._dirs.add(folder)
         else:
-            fsync_dir(folder)
+            barrier([folder])
 
     def event(self, level: EventLevel, message: str, dataset: str | None = None,
               subject: str | None = None) -> None:

@@ -4,18 +4,24 @@ Every file acewatchd writes goes through here: a dot-prefixed temp file in the s
 (so the watcher ignores it and the rename stays on one filesystem), flush + fsync
 (F_FULLFSYNC on macOS, where plain fsync does not reach the disk), then os.replace.
 Bulk stub writing uses ``create_temp`` + ``link_temp`` instead: on Linux the temp file is
-unnamed (O_TMPFILE) until it is durable and linked, so it is never visible at all.
+unnamed (O_TMPFILE) until it is durable and linked, so it is never visible at all. Those
+files get plain fsyncs, and the batch that wrote them one ``barrier`` before its ledger
+commit: on macOS F_FULLFSYNC flushes the whole drive cache and costs milliseconds, so one
+per batch instead of one per file.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import itertools
 import os
 import stat
 import sys
 import tempfile
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 TEMP_PREFIX = ".acewatchd-tmp-"
@@ -24,18 +30,51 @@ _SEQ = itertools.count()  # next() on a count is atomic under the GIL: safe from
 _PROC_FD = "/proc/self/fd"
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)
 _anonymous = bool(_O_TMPFILE) and os.path.isdir(_PROC_FD)  # unnamed temp files (Linux)
+# Only macOS has (and needs) F_FULLFSYNC: its plain fsync leaves data in the drive's cache.
+_FULLFSYNC: int | None = getattr(fcntl, "F_FULLFSYNC", None) if sys.platform == "darwin" \
+    else None
 
 
 def full_fsync(fd: int) -> None:
-    if sys.platform == "darwin":
-        import fcntl
-
+    """Data of ``fd`` on the disk itself: F_FULLFSYNC on macOS, else fsync."""
+    if _FULLFSYNC is not None:
         try:
-            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+            fcntl.fcntl(fd, _FULLFSYNC)
             return
-        except OSError:
+        except OSError:  # a filesystem without it (some network mounts): the best there is
             pass
     os.fsync(fd)
+
+
+def barrier(folders: Iterable[Path]) -> None:
+    """Make a batch durable: the names linked into ``folders`` (plain fsync of each folder)
+    and, on macOS, every write issued so far, with one F_FULLFSYNC per drive — it flushes the
+    whole drive cache, so the plain fsyncs of the batch's files reach the disk with it.
+    Called once per batch, before the ledger commit that records the files."""
+    drives: dict[int, Path] = {}
+    for folder in folders:
+        fsync_dir(folder)
+        try:
+            drives.setdefault(os.stat(folder).st_dev, folder)
+        except OSError:
+            continue
+    if _FULLFSYNC is None:
+        return
+    for folder in drives.values():
+        _full_flush(folder)
+
+
+def _full_flush(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        full_fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:
@@ -181,14 +220,23 @@ def read_regular(path: Path, limit: int, *, follow: bool = False) -> bytes:
     return data
 
 
-def sha256_file(path: Path, *, follow: bool = True, limit: int | None = None) -> str:
+class Abandoned(Exception):
+    """A long read was given up because the process is stopping (not an OSError: the file
+    is fine, and is simply read again at the next start)."""
+
+
+def sha256_file(path: Path, *, follow: bool = True, limit: int | None = None,
+                stop: threading.Event | None = None) -> str:
     """sha256 of a regular file (never blocks on a FIFO or reads a device); with ``limit``
-    a larger file raises EFBIG without being read."""
+    a larger file raises EFBIG without being read. ``stop`` is checked between 1 MB chunks,
+    so a multi-GB file on a slow disk does not hold up a SIGTERM: Abandoned is raised."""
     digest = hashlib.sha256()
     with os.fdopen(open_regular(path, follow=follow), "rb") as fh:
         if limit is not None and os.fstat(fh.fileno()).st_size > limit:
             raise OSError(errno.EFBIG, f"it is larger than {limit} bytes", str(path))
         while chunk := fh.read(_CHUNK):
+            if stop is not None and stop.is_set():
+                raise Abandoned(f"{path}: stopped while hashing it")
             digest.update(chunk)
     return digest.hexdigest()
 
