@@ -62,12 +62,13 @@ def main(argv: list[str]) -> int:
     job_path, out = Path(argv[0]), Path(argv[1])
     try:
         job = parse_job(json.loads(job_path.read_text(encoding="utf-8")), where=str(job_path))
-        report = analyse(job)
     except (OSError, ValueError) as exc:  # SchemaError and bad JSON are ValueErrors
         kind = "" if isinstance(exc, SchemaError) else f"{job_path}: "
         print(f"{kind}{exc}", file=sys.stderr)
         return 2
-    except AcewatchdError as exc:
+    try:
+        report = analyse(job)
+    except AcewatchdError as exc:  # an audio file ffmpeg cannot read: named in the text
         print(str(exc), file=sys.stderr)
         return 2
     atomic_write_text(out, json.dumps(report, indent=2, ensure_ascii=False) + "\n")

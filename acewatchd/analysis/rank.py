@@ -77,8 +77,7 @@ def _column(key: tuple[str, int | None, float], members: Sequence[ClipFigures],
 
 
 def _label(col: Column, with_scale: bool) -> str:
-    name = "final" if col["checkpoint"] == "final" or col["epoch"] is None else \
-        f"epoch {col['epoch']}"
+    name = col["checkpoint"] if col["epoch"] is None else f"epoch {col['epoch']}"
     return f"{name} at scale {col['scale']:g}" if with_scale else name
 
 

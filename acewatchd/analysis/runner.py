@@ -22,7 +22,7 @@ from acewatchd.util.process import end_group
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 900.0  # seconds; a night's grid of a few dozen clips takes well under one
-OUTPUT_TAIL = 400  # characters of the child's output quoted in an error
+OUTPUT_TAIL = 400  # at most this many characters of the child's last line in an error
 
 
 class AnalysisFailed(AcewatchdError):
@@ -68,8 +68,10 @@ def run_analysis(job: AnalysisJob, out: Path, *, timeout: float = DEFAULT_TIMEOU
     finally:
         job_file.unlink(missing_ok=True)
     if proc.returncode != 0:
-        raise AnalysisFailed(f"audio analysis failed (exit {proc.returncode}): "
-                             f"{said[-OUTPUT_TAIL:] or 'no output'}")
+        # the last line says it (an error's text, a traceback's exception); the rest is logged
+        logger.warning("audio analysis child (exit %s) said:\n%s", proc.returncode, said)
+        last = said.splitlines()[-1][-OUTPUT_TAIL:] if said else "no output"
+        raise AnalysisFailed(f"audio analysis failed (exit {proc.returncode}): {last}")
     try:
         report = parse_report(json.loads(out.read_text(encoding="utf-8")), where=str(out))
     except (OSError, ValueError) as exc:

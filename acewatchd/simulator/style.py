@@ -46,9 +46,12 @@ class Training:
             return None
         try:
             audio = tuple(str(a) for a in data["audio"])
-            return cls(audio, int(data["epoch"]), max(1, int(data["epochs"])), str(data["run"]))
+            learned = cls(audio, int(data["epoch"]), max(1, int(data["epochs"])),
+                          str(data["run"]))
+            int(learned.run[:8], 16)
         except (KeyError, TypeError, ValueError):
             return None
+        return learned if audio else None
 
     def copied(self) -> str:
         """The song this run's late checkpoints copy."""

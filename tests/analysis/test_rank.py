@@ -10,9 +10,8 @@ SONGS = ("Exodus.mp3", "Bolero.mp3", "Cantus.mp3")
 
 def clip(prompt: str, seed: int, checkpoint: str = "base", scale: float | None = None) -> ClipJob:
     epoch = int(checkpoint.split("_")[1]) if checkpoint.startswith("epoch_") else None
-    variant = "base" if checkpoint == "base" else "lora"
     return {"id": f"{prompt}-{seed}-{checkpoint}-{scale}", "prompt": prompt, "seed": seed,
-            "variant": variant, "checkpoint": checkpoint, "epoch": epoch, "scale": scale,
+            "variant": "base" if checkpoint == "base" else "lora", "checkpoint": checkpoint, "epoch": epoch, "scale": scale,
             "path": f"/clips/{prompt}-{seed}-{checkpoint}.mp3"}
 
 

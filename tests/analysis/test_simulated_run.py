@@ -56,10 +56,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
         for ck in checkpoints(run):
             found = adapter_in(ck.folder)
             assert found is not None
-            adapters[f"epoch_{ck.epoch}"] = (ck.epoch, f"./{rel(found.relative_to(root))}")
+            adapters[f"epoch_{ck.epoch}"] = (ck.epoch, rel(found.relative_to(root)))
         final = final_adapter(run)
         assert final is not None
-        adapters["final"] = (None, f"./{rel(final.relative_to(root))}")
+        adapters["final"] = (None, rel(final.relative_to(root)))
         yield Trained(sim, songs, adapters)
 
 
