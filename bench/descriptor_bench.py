@@ -142,9 +142,8 @@ def calibrate() -> None:
         print("|---|---|")
         for epoch, scale in ((1, 0.1), (1, 0.5), (4, 0.5), (8, 1.0), (12, 1.0), (12, 0.0)):
             learned = style.Training(songs, epoch, 12, "cd" * 32)
-            tone, mix = style.mix(learned, scale)
             clip = folder / f"e{epoch}-x{scale}.mp3"
-            generate.synth(clip, seconds=10, fmt="mp3", tone_weight=tone, songs=mix,
+            generate.synth(clip, seconds=10, fmt="mp3", blend=style.mix(learned, scale),
                            freq=generate.pitch("calm", 1, learned.run, scale))
             d = distance.clip_distance(decode.decode(clip), base_pcm, RATE)
             print(f"| epoch {epoch}, scale {scale:g} | {d:.2f} |")

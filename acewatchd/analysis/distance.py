@@ -45,9 +45,13 @@ def nearest(distances: Mapping[str, float]) -> tuple[str, float] | None:
 
 
 def closeness(distances: Mapping[str, float]) -> float | None:
-    """How close a clip is to the training songs as a set: its mean distance to them (a
-    copy of one song is not close to the others, so it does not win this)."""
-    return statistics.fmean(distances.values()) if distances else None
+    """How close a clip is to the training songs as a set: its mean distance to them leaving
+    out the nearest one (with two or more songs), so sounding like one song (a copy, or a
+    lean towards one) does not pass for sounding like the set."""
+    ordered = sorted(distances.values())
+    if not ordered:
+        return None
+    return statistics.fmean(ordered[1:] if len(ordered) > 1 else ordered)
 
 
 def spread(songs: Mapping[str, Array], descriptor: Descriptor) -> float | None:

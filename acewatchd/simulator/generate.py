@@ -54,24 +54,34 @@ def pitch(caption: str, seed: int, lora_fp: str, scale: float) -> float:
     return round(220.0 * 2 ** (semis / 12.0), 2)
 
 
-def synth(path: Path, *, seconds: float, freq: float, fmt: str, tone_weight: float = 1.0,
-          songs: list[tuple[str, float]] | None = None) -> None:
-    """A sine tone, or (with ``songs``: (path, weight)) the tone at ``tone_weight`` mixed
-    with those songs, each looped to the clip's length."""
+_MONO = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=mono"
+
+
+def _blend_args(blend: style.Blend, seconds: float) -> list[str]:
+    """ffmpeg inputs and filter graph after the tone (input 0): each style song at an equal
+    share of the style's weight, the copied song at the copy's, each looped to the clip's
+    length; amix adds them up at those weights."""
+    songs = [(song, blend.style_weight / len(blend.style)) for song in blend.style]
+    if blend.copy is not None:
+        songs.append((blend.copy, blend.copy_weight))
+    inputs: list[str] = []
+    for song, _ in songs:
+        inputs += ["-stream_loop", "-1", "-i", song]
+    labels = "".join(f"[a{i}]" for i in range(len(songs) + 1))
+    weights = " ".join(f"{w:.4f}" for w in [blend.tone, *(w for _, w in songs)])
+    graph = ";".join(f"[{i}:a]{_MONO}[a{i}]" for i in range(len(songs) + 1))
+    graph += (f";{labels}amix=inputs={len(songs) + 1}:duration=first:normalize=0:"
+              f"weights={weights}[mix]")
+    return [*inputs, "-filter_complex", graph, "-map", "[mix]", "-t", str(seconds)]
+
+
+def synth(path: Path, *, seconds: float, freq: float, fmt: str,
+          blend: style.Blend = style.BASE) -> None:
+    """A sine tone, or the tone blended with training songs (style.py)."""
     ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
     tmp = path.with_name(f".{path.stem}.part{path.suffix}")
     tone = f"sine=frequency={freq}:sample_rate=48000:duration={seconds}"
-    mixing: list[str] = []
-    if songs:
-        fmt_in = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=mono"
-        labels = "".join(f"[a{i}]" for i in range(len(songs) + 1))
-        weights = " ".join(f"{w:.4f}" for w in [tone_weight, *(w for _, w in songs)])
-        graph = ";".join(f"[{i}:a]{fmt_in}[a{i}]" for i in range(len(songs) + 1))
-        graph += (f";{labels}amix=inputs={len(songs) + 1}:duration=first:normalize=0:"
-                  f"weights={weights}[mix]")
-        for song, _ in songs:
-            mixing += ["-stream_loop", "-1", "-i", song]
-        mixing += ["-filter_complex", graph, "-map", "[mix]", "-t", str(seconds)]
+    mixing = [] if blend.is_base else _blend_args(blend, seconds)
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", tone,
            *mixing, "-ac", "2", *FFMPEG_CODEC[fmt], "-metadata",
            "comment=acewatchd ACE-Step SIMULATOR tone", str(tmp)]
@@ -105,16 +115,15 @@ def _one(ctx: SimContext, v: dict[str, Any], seed: int, fmt: str) -> tuple[Path,
         learned = ctx.lora.training if applied else None
     # a trained LoRA's pitch is its run's, so its checkpoints differ only in the blend
     freq = pitch(str(v.get("caption") or ""), seed, learned.run if learned else fp, scale)
-    tone, songs = style.mix(learned, scale) if learned else (1.0, [])
+    blend = style.mix(learned, scale) if learned else style.BASE
     meta = _metadata(v, seed, duration, freq, ctx)
-    meta["simulator"]["lora_mix"] = {"tone": round(tone, 4),
-                                     "songs": [[p, round(w, 4)] for p, w in songs]}
+    meta["simulator"]["lora_mix"] = blend.to_json()
     key = str(uuid.UUID(hashlib.sha256(json.dumps(meta, sort_keys=True, default=str)
                                        .encode()).hexdigest()[:32]))
     folder = ctx.root / "gradio_outputs" / f"batch_{int(time.time())}"
     folder.mkdir(parents=True, exist_ok=True)
     audio = folder / f"{key}.{EXTENSION.get(fmt, fmt)}"
-    synth(audio, seconds=duration, freq=freq, fmt=fmt, tone_weight=tone, songs=songs)
+    synth(audio, seconds=duration, freq=freq, fmt=fmt, blend=blend)
     side = folder / f"{key}.json"
     atomic_write_text(side, json.dumps(meta, indent=2, ensure_ascii=False))
     return audio, side

@@ -5,11 +5,12 @@ At training time the simulator notes the dataset's audio files in each adapter i
 epochs and a run fingerprint). A LoRA clip is then the base tone mixed with the training
 songs, by the checkpoint's progress p = epoch / epochs and the LoRA scale:
 
-- p up to 0.6: the "style" (every training song at an equal share) grows linearly to 90 % of
+- p up to 0.7: the "style" (every training song at an equal share) grows linearly to 90 % of
   the mix at scale 1 (the rest stays the base tone);
-- 0.6 to 0.7: the style holds: these checkpoints are the closest to the training songs;
-- 0.7 to 0.9: the style hands over to ONE song (picked by the run's fingerprint);
-- from 0.9: that song alone takes the 90 %: a near-copy (memorisation).
+- 0.7 to 0.9: the style fades (to 60 % at 0.9: over-training drifts off), so of a run's
+  checkpoints the one nearest p = 0.7 is the closest to the training songs;
+- from 0.9: ONE song (picked by the run's fingerprint) takes the 90 %: a near-copy
+  (memorisation).
 
 Scale s multiplies the non-base share, so scale 0 is the base tone exactly. Adapters
 without ``simulator_training`` (written by hand or by tests) only shift the tone's pitch."""
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 STRENGTH = 0.9  # the non-base share of the mix at scale 1
-RISE_END, HOLD_END, COPY_FROM = 0.6, 0.7, 0.9
+PEAK, COPY_FROM = 0.7, 0.9
+FADE = 1.0 / 3.0  # the style's share lost from PEAK to COPY_FROM
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a"}
 CONFIG_KEY = "simulator_training"
 
@@ -62,20 +64,42 @@ def weights(epoch: int, epochs: int, scale: float) -> tuple[float, float, float]
     """(base tone, style, copied song) shares of a LoRA clip; they sum to 1."""
     p = max(0.0, min(1.0, epoch / max(1, epochs)))
     s = max(0.0, min(1.0, scale)) * STRENGTH
-    if p <= RISE_END:
-        return 1.0 - s * p / RISE_END, s * p / RISE_END, 0.0
-    handed = max(0.0, min(1.0, (p - HOLD_END) / (COPY_FROM - HOLD_END)))
-    return 1.0 - s, s * (1.0 - handed), s * handed
+    if p >= COPY_FROM:
+        return 1.0 - s, 0.0, s
+    style = s * (p / PEAK if p <= PEAK else 1.0 - FADE * (p - PEAK) / (COPY_FROM - PEAK))
+    return 1.0 - style, style, 0.0
 
 
-def mix(training: Training, scale: float) -> tuple[float, list[tuple[str, float]]]:
-    """(base tone weight, [(song path, weight)]) for ffmpeg's amix; songs at weight 0 left
-    out."""
-    base, style, copy = weights(training.epoch, training.epochs, scale)
-    share = style / len(training.audio)
-    copied = training.copied()
-    songs = [(a, share + (copy if a == copied else 0.0)) for a in training.audio]
-    return base, [(a, w) for a, w in songs if w > 1e-6]
+@dataclass(frozen=True)
+class Blend:
+    """What a LoRA clip is made of: the tone, the style (songs at equal shares) and the
+    copied song, each at its weight (parts at weight 0 are left out)."""
+
+    tone: float = 1.0
+    style: tuple[str, ...] = ()
+    style_weight: float = 0.0
+    copy: str | None = None
+    copy_weight: float = 0.0
+
+    @property
+    def is_base(self) -> bool:
+        return not self.style and self.copy is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tone": round(self.tone, 4), "style": list(self.style),
+                "style_weight": round(self.style_weight, 4), "copy": self.copy,
+                "copy_weight": round(self.copy_weight, 4)}
+
+
+BASE = Blend()
+
+
+def mix(training: Training, scale: float) -> Blend:
+    tone, style, copy = weights(training.epoch, training.epochs, scale)
+    keep_style, keep_copy = style > 1e-6, copy > 1e-6
+    return Blend(tone if keep_style or keep_copy else 1.0,
+                 training.audio if keep_style else (), style if keep_style else 0.0,
+                 training.copied() if keep_copy else None, copy if keep_copy else 0.0)
 
 
 def find_training_audio(tensor_dir: Path) -> list[str]:

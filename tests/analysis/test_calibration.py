@@ -86,11 +86,9 @@ def test_simulator_lora_clips_are_over_the_threshold_and_scale_zero_is_base(
     base_pcm = decode.decode(base)
     for epoch, scale in ((1, 0.5), (6, 0.5), (12, 1.0)):
         learned = style.Training(songs, epoch, 12, "cd" * 32)
-        tone, mix = style.mix(learned, scale)
         clip = tmp_path / f"e{epoch}-x{scale}.mp3"
         generate.synth(clip, seconds=10, freq=generate.pitch("calm", 1, learned.run, scale),
-                       fmt="mp3", tone_weight=tone, songs=mix)
+                       fmt="mp3", blend=style.mix(learned, scale))
         assert clip_distance(decode.decode(clip), base_pcm, RATE) > 2 * THRESHOLD, (epoch, scale)
-    tone, mix = style.mix(style.Training(songs, 12, 12, "cd" * 32), 0.0)
-    assert (tone, mix) == (1.0, [])
+    assert style.mix(style.Training(songs, 12, 12, "cd" * 32), 0.0).is_base
     assert generate.pitch("calm", 1, "cd" * 32, 0.0) == freq

@@ -15,26 +15,28 @@ from acewatchd.simulator.faults import Faults, write_control
 from tests.support.analysis import make_style
 
 
-def test_the_blend_rises_holds_then_copies() -> None:
+def test_the_blend_rises_fades_then_copies() -> None:
     assert style.weights(0, 10, 1.0) == (1.0, 0.0, 0.0)
-    assert style.weights(3, 10, 1.0) == pytest.approx((0.55, 0.45, 0.0))
-    for epoch in (6, 7):  # the closest checkpoints
-        assert style.weights(epoch, 10, 1.0) == pytest.approx((0.1, 0.9, 0.0))
-    assert style.weights(8, 10, 1.0) == pytest.approx((0.1, 0.45, 0.45))
+    assert style.weights(35, 100, 1.0) == pytest.approx((0.55, 0.45, 0.0))
+    assert style.weights(7, 10, 1.0) == pytest.approx((0.1, 0.9, 0.0))  # the closest
+    assert style.weights(8, 10, 1.0) == pytest.approx((0.25, 0.75, 0.0))
     assert style.weights(9, 10, 1.0) == pytest.approx((0.1, 0.0, 0.9))
     assert style.weights(10, 10, 0.5) == pytest.approx((0.55, 0.0, 0.45))
     assert style.weights(10, 10, 0.0) == (1.0, 0.0, 0.0)
     assert style.weights(50, 0, 2.0) == pytest.approx((0.1, 0.0, 0.9))  # clamped
 
 
-def test_the_mix_gives_the_copied_song_the_copy_share() -> None:
-    learned = style.Training(("/a.mp3", "/b.mp3"), 8, 10, "00000001" + "0" * 56)
-    assert learned.copied() == "/b.mp3"
-    tone, songs = style.mix(learned, 1.0)
-    assert tone == pytest.approx(0.1)
-    assert [p for p, _ in songs] == ["/a.mp3", "/b.mp3"]
-    assert [w for _, w in songs] == pytest.approx([0.225, 0.675])
-    assert style.mix(learned, 0.0) == (1.0, [])
+def test_the_mix_is_the_style_then_one_song() -> None:
+    songs = ("/a.mp3", "/b.mp3")
+    middle = style.mix(style.Training(songs, 7, 10, "00000001" + "0" * 56), 1.0)
+    assert (middle.style, middle.copy) == (songs, None)
+    assert (middle.tone, middle.style_weight) == pytest.approx((0.1, 0.9))
+    late = style.Training(songs, 9, 10, "00000001" + "0" * 56)
+    assert late.copied() == "/b.mp3"
+    blend = style.mix(late, 1.0)
+    assert (blend.style, blend.copy) == ((), "/b.mp3")
+    assert (blend.tone, blend.copy_weight) == pytest.approx((0.1, 0.9))
+    assert style.mix(late, 0.0) == style.BASE and style.BASE.is_base
 
 
 def test_an_adapters_training_record_round_trips_and_junk_is_ignored() -> None:
@@ -87,7 +89,13 @@ def test_generation_blends_and_scale_zero_or_the_fault_is_the_base_clip(tmp_path
     assert blended != base
     mix = meta["lora_mix"]
     assert isinstance(mix, dict) and mix["tone"] == pytest.approx(0.1)
-    assert [p for p, _ in mix["songs"]] == [ctx.lora.training.copied()]  # a near-copy
+    assert mix["copy"] == ctx.lora.training.copied() and mix["style"] == []  # a near-copy
+    ctx.lora.training = style.Training(songs, 7, 10, "cd" * 32)
+    styled, meta = _render(ctx)
+    assert styled not in (base, blended)
+    assert meta["lora_mix"] == {"tone": 0.1, "style": list(songs), "style_weight": 0.9,
+                                "copy": None, "copy_weight": 0.0}
+    ctx.lora.training = style.Training(songs, 12, 12, "cd" * 32)
     ctx.lora.scale = 0.0
     assert _render(ctx)[0] == base
     ctx.lora.scale = 1.0
