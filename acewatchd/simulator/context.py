@@ -13,6 +13,7 @@ from pathlib import Path
 
 from acewatchd.acestep import versions
 from acewatchd.simulator.faults import CallCounter, Faults, read_control, write_control
+from acewatchd.simulator.style import Training
 
 logger = logging.getLogger("acewatchd.SIMULATOR")
 
@@ -31,6 +32,7 @@ class LoraState:
     use: bool = False
     scale: float = 1.0
     fingerprint: str = ""
+    training: Training | None = None  # what the loaded adapter learned from (style.py)
     # 6d467e4's named adapters (``_active_loras``): name -> fingerprint, in load order.
     adapters: dict[str, str] = field(default_factory=dict)
     active: str | None = None

@@ -16,6 +16,7 @@ re-reads on every call; ``SimHandle.set_faults()`` writes that file.
 | ``drop-param=NAME@ENDPOINT`` | start-up only: ENDPOINT is served without parameter NAME. NAME (here and below) as the impersonated version serves it, e.g. ``resume_checkpoint_dir`` at 6d467e4, ``rc`` before. |
 | ``rename-param=OLD=NEW@ENDPOINT`` | start-up only: parameter OLD of ENDPOINT is named NEW. |
 | ``add-param=NAME@ENDPOINT`` | start-up only: ENDPOINT gets an extra REQUIRED parameter NAME. |
+| ``lora-no-effect`` | generation: a loaded, enabled LoRA changes nothing; its clips are the base clips byte for byte (an adapter that loads without error and is never applied). |
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FAULT_NAMES = ("refuse", "error", "hang", "drop", "slow", "drop-param", "rename-param",
-               "add-param", "mojibake", "lose-resume")
+               "add-param", "mojibake", "lose-resume", "lora-no-effect")
 CONTROL_FILE = "faults.json"
 CALLS_FILE = "calls.json"
 
@@ -54,6 +55,7 @@ class Faults:
     slow: float = 1.0
     mojibake: bool = False
     lose_resume: bool = False
+    lora_no_effect: bool = False
     raw: list[str] = field(default_factory=list)
 
     @classmethod
@@ -74,6 +76,8 @@ class Faults:
                 f.mojibake = True
             elif name == "lose-resume":
                 f.lose_resume = True
+            elif name == "lora-no-effect":
+                f.lora_no_effect = True
             elif name == "slow":
                 f.slow = max(float(value or 10), 1e-3)
         return f

@@ -5,7 +5,9 @@ beside (CONTRACT §8). Parameters are read by meaning (``spec.canonical``), what
 impersonated version numbers them; duration and batch size are bounded by the GPU tier in the
 served components, as ACE-Step does (Gradio refuses "Value 2 is greater than maximum value
 1"). The pitch depends on caption, seed and the loaded LoRA (fingerprint and
-scale), so tests can tell outputs apart; the JSON records it under ``simulator``.
+scale), so tests can tell outputs apart; the JSON records it under ``simulator``. A LoRA that
+training wrote also blends the tone with the training songs by its epoch and the scale
+(style.py); the ``lora-no-effect`` fault makes LoRA clips the base clips exactly.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from acewatchd.simulator import style
 from acewatchd.simulator.context import SimContext, logger
 from acewatchd.util.files import atomic_write_text
 
@@ -51,13 +54,37 @@ def pitch(caption: str, seed: int, lora_fp: str, scale: float) -> float:
     return round(220.0 * 2 ** (semis / 12.0), 2)
 
 
-def synth(path: Path, *, seconds: float, freq: float, fmt: str) -> None:
+_MONO = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=mono"
+
+
+def _blend_args(blend: style.Blend, seconds: float) -> list[str]:
+    """ffmpeg inputs and filter graph after the tone (input 0): each style song at an equal
+    share of the style's weight, the copied song at the copy's, each looped to the clip's
+    length; amix adds them up at those weights."""
+    songs = [(song, blend.style_weight / len(blend.style)) for song in blend.style]
+    if blend.copy is not None:
+        songs.append((blend.copy, blend.copy_weight))
+    inputs: list[str] = []
+    for song, _ in songs:
+        inputs += ["-stream_loop", "-1", "-i", song]
+    labels = "".join(f"[a{i}]" for i in range(len(songs) + 1))
+    weights = " ".join(f"{w:.4f}" for w in [blend.tone, *(w for _, w in songs)])
+    graph = ";".join(f"[{i}:a]{_MONO}[a{i}]" for i in range(len(songs) + 1))
+    graph += (f";{labels}amix=inputs={len(songs) + 1}:duration=first:normalize=0:"
+              f"weights={weights}[mix]")
+    return [*inputs, "-filter_complex", graph, "-map", "[mix]", "-t", str(seconds)]
+
+
+def synth(path: Path, *, seconds: float, freq: float, fmt: str,
+          blend: style.Blend = style.BASE) -> None:
+    """A sine tone, or the tone blended with training songs (style.py)."""
     ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
     tmp = path.with_name(f".{path.stem}.part{path.suffix}")
-    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-           f"sine=frequency={freq}:sample_rate=48000:duration={seconds}", "-ac", "2",
-           *FFMPEG_CODEC[fmt], "-metadata", "comment=acewatchd ACE-Step SIMULATOR tone",
-           str(tmp)]
+    tone = f"sine=frequency={freq}:sample_rate=48000:duration={seconds}"
+    mixing = [] if blend.is_base else _blend_args(blend, seconds)
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", tone,
+           *mixing, "-ac", "2", *FFMPEG_CODEC[fmt], "-metadata",
+           "comment=acewatchd ACE-Step SIMULATOR tone", str(tmp)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     tmp.replace(path)
 
@@ -81,16 +108,22 @@ def _metadata(v: dict[str, Any], seed: int, duration: float, freq: float,
 def _one(ctx: SimContext, v: dict[str, Any], seed: int, fmt: str) -> tuple[Path, Path]:
     duration = float(v.get("duration") or -1)
     duration = 10.0 if duration <= 0 else min(max(duration, 10.0), 600.0)
+    no_effect = ctx.faults().lora_no_effect
     with ctx.lock:
-        fp, scale = (ctx.lora.fingerprint, ctx.lora.scale) if ctx.lora.use else ("", 0.0)
-    freq = pitch(str(v.get("caption") or ""), seed, fp, scale)
+        applied = ctx.lora.use and not no_effect
+        fp, scale = (ctx.lora.fingerprint, ctx.lora.scale) if applied else ("", 0.0)
+        learned = ctx.lora.training if applied else None
+    # a trained LoRA's pitch is its run's, so its checkpoints differ only in the blend
+    freq = pitch(str(v.get("caption") or ""), seed, learned.run if learned else fp, scale)
+    blend = style.mix(learned, scale) if learned else style.BASE
     meta = _metadata(v, seed, duration, freq, ctx)
+    meta["simulator"]["lora_mix"] = blend.to_json()
     key = str(uuid.UUID(hashlib.sha256(json.dumps(meta, sort_keys=True, default=str)
                                        .encode()).hexdigest()[:32]))
     folder = ctx.root / "gradio_outputs" / f"batch_{int(time.time())}"
     folder.mkdir(parents=True, exist_ok=True)
     audio = folder / f"{key}.{EXTENSION.get(fmt, fmt)}"
-    synth(audio, seconds=duration, freq=freq, fmt=fmt)
+    synth(audio, seconds=duration, freq=freq, fmt=fmt, blend=blend)
     side = folder / f"{key}.json"
     atomic_write_text(side, json.dumps(meta, indent=2, ensure_ascii=False))
     return audio, side

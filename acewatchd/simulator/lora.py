@@ -2,7 +2,9 @@
 
 Adapters are real files (adapter_config.json with ACE-Step's keys, a valid safetensors file
 of small float32 tensors) written without torch. Their ``simulator_fingerprint`` makes
-generation with a loaded LoRA sound different (pitch), so tests can tell outputs apart.
+generation with a loaded LoRA sound different (pitch), so tests can tell outputs apart; the
+adapters training writes also carry ``simulator_training`` (style.py), which blends the LoRA's
+clips towards the training songs by epoch and scale.
 
 The handlers answer in the impersonated version's words. f30aee4 and c4cdd99 hold one adapter
 (a new load replaces it); 6d467e4 adds named adapters: /load_lora names one after the path's
@@ -18,6 +20,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from acewatchd.simulator import style
 from acewatchd.simulator.context import SimContext, logger
 from acewatchd.util.files import atomic_write_bytes, atomic_write_text
 
@@ -42,7 +45,8 @@ def safetensors_bytes(tensors: dict[str, tuple[list[int], list[float]]],
     return struct.pack("<Q", len(head)) + head + b"".join(blobs)
 
 
-def write_adapter(folder: Path, *, r: int, alpha: int, dropout: float, fingerprint: str) -> None:
+def write_adapter(folder: Path, *, r: int, alpha: int, dropout: float, fingerprint: str,
+                  training: style.Training | None = None) -> None:
     seed = int(fingerprint[:8], 16)
     tensors = {}
     for i, mod in enumerate(TARGETS):
@@ -57,6 +61,8 @@ def write_adapter(folder: Path, *, r: int, alpha: int, dropout: float, fingerpri
               "target_modules": list(TARGETS), "bias": "none",
               "task_type": "FEATURE_EXTRACTION", "inference_mode": True,
               "simulator": MARK, "simulator_fingerprint": fingerprint}
+    if training is not None:
+        config[style.CONFIG_KEY] = training.to_json()
     atomic_write_text(folder / "adapter_config.json", json.dumps(config, indent=2))
     atomic_write_text(folder / "README.md", f"# {MARK}\n")
 
@@ -113,6 +119,7 @@ def load_lora(ctx: SimContext, values: dict[str, Any], _state: Any) -> str:
     if error:
         return error
     fp = str(cfg.get("simulator_fingerprint") or fingerprint(raw))
+    learned = style.Training.from_json(cfg.get(style.CONFIG_KEY))
     with ctx.lock:
         if ctx.version.named_adapters:
             name = adapter_name(raw)
@@ -125,6 +132,7 @@ def load_lora(ctx: SimContext, values: dict[str, Any], _state: Any) -> str:
         ctx.lora.path = raw
         ctx.lora.use = True
         ctx.lora.fingerprint = fp
+        ctx.lora.training = learned
     logger.info("SIMULATOR LoRA loaded from %s", raw)
     if ctx.version.named_adapters:
         return f"✅ LoRA '{adapter_name(raw)}' loaded from {raw}"
@@ -135,6 +143,7 @@ def unload_lora(ctx: SimContext, _values: dict[str, Any], _state: Any) -> str:
     with ctx.lock:
         was = ctx.lora.path
         ctx.lora.path, ctx.lora.use, ctx.lora.scale, ctx.lora.fingerprint = None, False, 1.0, ""
+        ctx.lora.training = None
         ctx.lora.adapters.clear()
         ctx.lora.active = None
     return "✅ LoRA unloaded, using base model" if was else "⚠️ No LoRA adapter loaded."

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from acewatchd.simulator import style
 from acewatchd.simulator.context import SimContext, UnsafePath, logger, safe_join, safe_path
 from acewatchd.simulator.lora import fingerprint, write_adapter
 from acewatchd.util.files import atomic_write_bytes, atomic_write_text
@@ -198,6 +199,7 @@ class _Run:
         self.mojibake = ctx.faults().mojibake
         self.fp = fingerprint(v["tensor_dir"], v["sd"], v["r"], v["a"])
         self._plot: _PlotCache | None = None
+        self.audio: list[str] = []  # the dataset's songs, remembered in each adapter (style.py)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -242,9 +244,11 @@ class _Run:
 
     def save(self, folder: Path, epoch: int, step: int) -> None:
         flat = self.ctx.layout == "flat"
+        learned = style.Training(tuple(self.audio), epoch, int(self.v["ep"]), self.fp) \
+            if self.audio else None
         write_adapter(folder if flat else folder / "adapter", r=int(self.v["r"]),
                       alpha=int(self.v["a"]), dropout=float(self.v["d"]),
-                      fingerprint=fingerprint(self.fp, epoch))
+                      fingerprint=fingerprint(self.fp, epoch), training=learned)
         if folder.name == "final":
             return
         state = {"epoch": epoch, "global_step": step, "optimizer_state_dict": {},
@@ -406,6 +410,7 @@ def _trainer(run: _Run, tdir: Path, od: tuple[Path, str],
     """LoRATrainer.train_from_preprocessed (Fabric path): the same words in every version."""
     v = run.v
     files = tensor_files(tdir)
+    run.audio = style.find_training_audio(tdir)
     if not files:
         yield 0, 0.0, "❌ No valid samples found in tensor directory"
         return
