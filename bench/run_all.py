@@ -9,7 +9,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["ingest_idle.py", "ingest_latency.py", "ingest_bulk.py", "sanitize_bench.py",
-           "forecast_error.py"]
+           "forecast_error.py", "descriptor_bench.py"]
 
 
 def main() -> int:
