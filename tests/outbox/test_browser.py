@@ -46,8 +46,9 @@ def test_run_page_and_index_in_chromium(tmp_path: Path) -> None:
     with chromium(tmp_path / "profile") as page:
         manifest = check_run_page(page, folder, ARTIFACTS / "outbox.png")
         assert len(manifest["clips"]) == 4
-        takes = page.evaluate("document.querySelectorAll('.take').length")
-        assert takes == 2 and page.evaluate("document.querySelectorAll('article').length") == 3
+        rows = page.evaluate("document.querySelectorAll('table.grid tbody tr').length")
+        cells = page.evaluate("document.querySelectorAll('table.grid tbody td').length")
+        assert rows == 4 and cells == 4 * 5   # base | (epoch 100, final) x (0.5, 1)
         title = page.evaluate("document.querySelector('h1').textContent")
         assert title == DATASET
         captions = page.evaluate(
