@@ -169,8 +169,13 @@ def _clip_entry(clip: Clip, job: RenderJob) -> mf.Clip:
             "prompt": {"caption": clip.caption, "lyrics": p.lyrics, "bpm": p.bpm, "key": p.key,
                        "time_signature": p.time_signature, "language": clip.language,
                        "duration": p.duration},
-            "renders": {variant: found[clip.number] for variant, found in job.results.items()
-                        if clip.number in found}}
+            "renders": {key: job.results[key][clip.number] for key in _keys(job)
+                        if clip.number in job.results.get(key, {})}}
+
+
+def _keys(job: RenderJob) -> list[str]:
+    """The columns' keys in the page's order (rendering runs the base model last)."""
+    return [c.key for c in job.columns] or list(job.results)
 
 
 def write_run_files(job: RenderJob, ledger: Ledger, train: RunRow, lora: LoraChoice,
