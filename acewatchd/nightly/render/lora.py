@@ -129,7 +129,7 @@ def choose_grid(cfg: Config, dataset: str, train: RunRow,
     """The adapters ``[render] checkpoints`` names for ``train``; a ``checkpoint`` given on the
     command line renders that one adapter alone. A checkpoint saved at the final epoch is the
     final adapter's twin and is left out."""
-    if checkpoint is not None and checkpoint.strip() not in ("",):
+    if checkpoint and checkpoint.strip():
         one = choose_adapter(cfg, dataset, train, checkpoint)
         return GridChoice([one], [], one.checkpoint == "final")
     run_name = str(train.run_name)
