@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from acewatchd.config.checks import render_budget_warnings
 from acewatchd.config.load import find_config_path, load_config
 from acewatchd.errors import ConfigError
+from acewatchd.ledger.samples import render_speed_readonly
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,4 +20,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  - {problem}")
         return exc.exit_code
     print(f"✓ {path} is valid ({len(cfg.datasets)} dataset section(s))")
+    speed = render_speed_readonly(cfg.paths.state)
+    for warning in render_budget_warnings(cfg, speed.seconds_per_audio_second if speed else None):
+        print(f"! {warning}")
     return 0

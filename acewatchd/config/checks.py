@@ -1,5 +1,8 @@
 """Checks no single field can make: cron and time zones, URLs, commands, and paths that must
-not overlap. Each problem names its dotted key (and line, through ``line``)."""
+not overlap. Each problem names its dotted key (and line, through ``line``).
+
+``render_budget_warnings`` is advice, not a problem: a checkpoint grid that will not fit
+``[render] max_minutes`` still renders, with its oldest checkpoints left out."""
 
 from __future__ import annotations
 
@@ -11,7 +14,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from acewatchd.config.schema import DATASET_NAME, Config, Schedule
+from acewatchd.config.schema import (
+    DATASET_NAME,
+    ESTIMATED_RENDER_PACE,
+    Config,
+    Render,
+    Schedule,
+    Train,
+)
 from acewatchd.util.cron import CronError, parse_cron
 
 Line = Callable[[str], str]
@@ -100,6 +110,46 @@ def _render(cfg: Config, problems: list[str], line: Line) -> None:
         if render.enabled and not render.prompts:
             problems.append(f"{where}.prompts: rendering is on but there is no prompt (add a "
                             f"[[render.prompts]] or set enabled = false){line('prompts')}")
+        bad = [s for s in render.scales if not 0.0 <= s <= 1.0]
+        if bad:
+            problems.append(f"{where}.scales: {', '.join(f'{s:g}' for s in bad)} outside 0..1"
+                            f"{line('scales')}")
+
+
+# "auto" epochs are at most this many (nightly/train/params.py's table).
+_AUTO_EPOCHS_MAX = 800
+
+
+def render_budget_warnings(cfg: Config, pace: float | None = None) -> list[str]:
+    """Renders whose grid (prompts x columns) cannot fit ``max_minutes`` at ``pace`` seconds
+    per second of audio (the measured one; None: before any measurement, the estimate)."""
+    speed = pace or ESTIMATED_RENDER_PACE
+    how = "measured" if pace else "estimated: no render measured yet"
+    names = [("render", cfg.render, cfg.train)] + [
+        (f"datasets.{n}.render", cfg.render_for(n), cfg.train_for(n)) for n in cfg.datasets]
+    warnings = []
+    for where, render, train in names:
+        clips = sum(len(p.seeds or [p.seed]) for p in render.prompts)
+        audio = sum(len(p.seeds or [p.seed]) * p.duration for p in render.prompts)
+        columns = _columns(render, train)
+        minutes = columns * audio * speed / 60
+        if render.enabled and minutes > render.max_minutes:
+            warnings.append(
+                f"{where}.max_minutes: {clips} clip(s) x {columns} column(s) take about "
+                f"{minutes:.0f} min at {speed:g} s per second of audio ({how}), more than "
+                f"{render.max_minutes:g}; the oldest checkpoints will be left out (fewer "
+                "checkpoints, scales or prompts, or a larger max_minutes)")
+    return warnings
+
+
+def _columns(render: Render, train: Train) -> int:
+    """Base + adapters x scales, for a run of ``train``'s epochs that finished."""
+    epochs = train.epochs if isinstance(train.epochs, int) else _AUTO_EPOCHS_MAX
+    saved = epochs // train.save_every - (epochs % train.save_every == 0)  # final's twin
+    spec = render.checkpoints
+    adapters = {"last": 0, "recent": min(3, saved), "all": saved}.get(spec, 0) \
+        if isinstance(spec, str) else len(set(spec))
+    return (adapters + 1) * len(render.lora_scales()) + int(render.compare_base)
 
 
 def _notify(cfg: Config, problems: list[str], line: Line) -> None:

@@ -22,7 +22,7 @@ from acewatchd.config.schema import Config
 HEADER = "| section | key | default | allowed | meaning |\n|---|---|---|---|---|\n"
 _SCALARS = {bool: "`true` / `false`", int: "integer", float: "number", str: "string",
             Path: "path"}
-_PLURALS = {int: "integers", str: "strings"}
+_PLURALS = {int: "integers", float: "numbers", str: "strings"}
 
 
 def tables() -> Iterator[tuple[str, type]]:

@@ -203,12 +203,29 @@ def _default_prompts() -> list[Prompt]:
     ]
 
 
+# Seconds of rendering per second of audio before any render was measured: a cautious figure
+# for ACE-Step's turbo model at 8 steps on an Apple-silicon Mac (the first render replaces it).
+ESTIMATED_RENDER_PACE = 1.0
+
+
 @dataclass(frozen=True)
 class Render:
     enabled: bool = field(default=True, metadata=_meta(
         "render sample clips with each new LoRA"))
     lora_scale: float = field(default=0.8, metadata=_meta(
-        "how strongly the LoRA is applied", 0.0, 1.0))
+        "how strongly the LoRA is applied when `scales` is `[]`", 0.0, 1.0))
+    # The grid: every chosen checkpoint at every scale, beside the base model.
+    checkpoints: Literal["recent", "last", "all"] | list[int] = field(
+        default="recent", metadata=_meta(
+            "which adapters of a run are rendered: `\"recent\"` the last three saved"
+            " checkpoints and the final adapter, `\"last\"` the final adapter only (the newest"
+            " checkpoint while a run is unfinished), `\"all\"` every checkpoint and the final,"
+            " or a list of epochs such as `[400, 600]` (the final adapter is always added)"))
+    scales: list[float] = field(default_factory=lambda: [0.5, 1.0], metadata=_meta(
+        "LoRA scales (0..1) each adapter is rendered at; `[]` = only `lora_scale`"))
+    max_minutes: float = field(default=90.0, metadata=_meta(
+        "render time budget per run; when the grid would take longer at the measured speed,"
+        " the oldest checkpoints are left out (the page and the log say which)", 1, 1440))
     batch_size: int = field(default=2, metadata=_meta(
         "clips per generation call (ACE-Step allows up to 8 on large machines)", 1, 8))
     compare_base: bool = field(default=True, metadata=_meta(
@@ -220,6 +237,10 @@ class Render:
     prompts: list[Prompt] = field(default_factory=_default_prompts, metadata=_meta(
         "one `[[render.prompts]]` table per prompt (keys below); a dataset's own go in"
         " `[[datasets.<name>.render.prompts]]`"))
+
+    def lora_scales(self) -> list[float]:
+        """The scales of the grid's LoRA columns, lowest first, each once."""
+        return sorted(set(self.scales)) or [self.lora_scale]
 
 
 @dataclass(frozen=True)

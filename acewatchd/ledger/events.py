@@ -32,6 +32,8 @@ KV_SCHEDULE_NEXT = "schedule.next"
 KV_TRAIN_PARAMS_PREFIX = "train.params."
 # nightly/run (on connecting) -> status, doctor: which ACE-Step answered, as JSON.
 KV_ACESTEP = "acestep.version"
+# nightly/render (after each render) -> itself and `config check`: render speed, as JSON.
+KV_RENDER_SPEED = "render.speed"
 
 
 def train_params_key(dataset: str, run_name: str) -> str:

@@ -4,15 +4,21 @@ A row is keyed by the audio's content hash. ``inputs_hash`` covers everything th
 depends on (audio, caption, lyrics, preprocess settings), so prepare re-runs ACE-Step only for
 the songs whose hash changed; ``precision`` remembers an fp32 retry. Each write is its own
 transaction: prepare records a song as soon as its child run is over.
+
+Beside them, the measured render speed (kv ``KV_RENDER_SPEED``): how long this machine's
+ACE-Step takes per clip, which plans the next grid and lets ``config check`` warn ahead.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from acewatchd.ledger.db import Ledger
+from acewatchd.ledger.db import Ledger, open_readonly
+from acewatchd.ledger.events import KV_RENDER_SPEED, get_kv
 
 SAMPLE_STATUSES = ("staged", "preprocessed", "failed", "excluded")
 
@@ -63,3 +69,52 @@ def forget_missing(ledger: Ledger, dataset: str, keep: set[str]) -> None:
                                    (dataset,)).fetchall():
             if sha not in keep:
                 conn.execute("DELETE FROM samples WHERE dataset=? AND sha256=?", (dataset, sha))
+
+
+@dataclass(frozen=True)
+class RenderSpeed:
+    """The last render's pace: generation seconds per clip and per second of audio."""
+
+    seconds_per_clip: float
+    seconds_per_audio_second: float
+    clips: int
+    measured: float            # when (epoch seconds)
+
+
+def record_render_speed(ledger: Ledger, seconds: float, clips: int, audio_seconds: float) -> None:
+    """Remember one render's pace (the newest replaces the last: the machine may change)."""
+    if clips <= 0 or audio_seconds <= 0:
+        return
+    ledger.set_kv(KV_RENDER_SPEED, json.dumps({
+        "seconds_per_clip": round(seconds / clips, 3),
+        "seconds_per_audio_second": round(seconds / audio_seconds, 4),
+        "clips": clips, "measured": time.time()}))
+
+
+def render_speed(ledger: Ledger) -> RenderSpeed | None:
+    return _speed(ledger.get_kv(KV_RENDER_SPEED))
+
+
+def render_speed_readonly(state_dir: Path) -> RenderSpeed | None:
+    """The same without writing or creating the ledger (``config check`` reads it)."""
+    conn = open_readonly(state_dir)
+    if conn is None:
+        return None
+    try:
+        return _speed(get_kv(conn, KV_RENDER_SPEED))
+    except sqlite3.Error:  # an older ledger without the kv table: nothing measured yet
+        return None
+    finally:
+        conn.close()
+
+
+def _speed(raw: str | None) -> RenderSpeed | None:
+    try:
+        data = json.loads(raw) if raw else None
+        if not isinstance(data, dict):
+            return None
+        return RenderSpeed(float(data["seconds_per_clip"]),
+                           float(data["seconds_per_audio_second"]), int(data["clips"]),
+                           float(data["measured"]))
+    except (ValueError, KeyError, TypeError):
+        return None

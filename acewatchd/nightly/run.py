@@ -69,6 +69,8 @@ def _stages(cfg: Config, env: NightlyEnv, dataset: str, window_end: float | None
                          window_end=window_end).run()
     facts = _facts(result, prep.content_hash)
     if result.outcome != Outcome.DONE:
+        if _paused_with_checkpoints(cfg, env, dataset, result, window_end):
+            return _progress_report(cfg, env, dataset, result, facts)
         return Verdict(result.outcome, result.message, facts)
     if hooks.render is None or env.stop.is_set() or not cfg.render_for(dataset).enabled:
         return Verdict(Outcome.DONE, "trained (not rendered)", facts)
@@ -91,6 +93,29 @@ def _render(cfg: Config, env: NightlyEnv, dataset: str, run_id: int | None, fact
     # render_run restarted a managed server and unloaded the LoRA: the decoder is clean again.
     env.server_dirty = not env.managed
     return Verdict(Outcome.DONE, done.format(folder), facts)
+
+
+def _paused_with_checkpoints(cfg: Config, env: NightlyEnv, dataset: str, result: TrainResult,
+                             window_end: float | None) -> bool:
+    """A multi-night run that the window's end paused (not a stop, not battery) and that has
+    saved checkpoints: its grid is rendered as a progress report."""
+    hooks = env.hooks or DEFAULT_HOOKS
+    if (result.outcome != Outcome.INTERRUPTED or hooks.render is None or env.stop.is_set()
+            or window_end is None or env.clock.time() < window_end or not result.run_name
+            or not cfg.render_for(dataset).enabled):
+        return False
+    run = layout.run_dir(cfg.acestep.root, dataset, result.run_name)
+    return layout.latest_checkpoint(run) is not None
+
+
+def _progress_report(cfg: Config, env: NightlyEnv, dataset: str, result: TrainResult,
+                     facts: RunFacts) -> Verdict:
+    """Render the checkpoints so far; the run stays interrupted (it resumes next night)."""
+    said = result.message.replace("{", "{{").replace("}", "}}")  # it goes through .format
+    verdict = _render(cfg, env, dataset, result.run_id, facts,
+                      f"{said}; progress report rendered to {{}}",
+                      f"{said}; its progress report failed: {{}}")
+    return Verdict(Outcome.INTERRUPTED, verdict.message, facts)
 
 
 def run_nightly(config: Callable[[], Config], env: NightlyEnv, datasets: list[str], *,

@@ -133,11 +133,13 @@ def test_two_nights_real_prepare_train_resume_render(chain: tuple[Path, SimHandl
         assert rows[0]["run_name"] == rows[1]["run_name"]            # one run, two nights
         assert ledger.connect().execute("SELECT MIN(epoch) FROM progress WHERE run_id=?",
                                         (rows[1]["id"],)).fetchone()[0] == 51
-        pages = list((cfg.paths.outbox / "band").glob("*/samples.json"))
-        assert len(pages) == 1
-        manifest = json.loads(pages[0].read_text(encoding="utf-8"))
+        pages = sorted((cfg.paths.outbox / "band").glob("*/samples.json"))
+        manifests = [json.loads(p.read_text(encoding="utf-8")) for p in pages]
+        # The first night's progress report of its checkpoints, then the finished run.
+        assert [m["finished"] for m in manifests] == [False, True]
+        manifest = manifests[1]
         assert sim.version in manifest["acestep"]["api"]
-        page = (pages[0].parent / "index.html").read_text(encoding="utf-8")
+        page = (pages[1].parent / "index.html").read_text(encoding="utf-8")
         assert sim.version in page
     finally:
         ledger.close()

@@ -72,7 +72,9 @@ class SimServer:
 
 def _home(tmp_path: Path, sim: SimHandle, prompts: str = PROMPTS_SAME_TEXT,
           **kw: object) -> tuple[Config, Ledger]:
-    prompts = prompts.replace("[[render", f"[[datasets.{DATASET}.render")
+    # One LoRA column (the final adapter at lora_scale): the grid is tests/e2e/test_grid.py's.
+    prompts = f"[datasets.{DATASET}.render]\nscales = []\n" + prompts.replace(
+        "[[render", f"[[datasets.{DATASET}.render")
     cfg = write_config(tmp_path, sim.root, url=sim.url, extra=prompts, **kw)  # type: ignore[arg-type]
     ledger = Ledger(cfg.paths.state)
     add_training_run(cfg, ledger, adapter=False)
@@ -105,7 +107,7 @@ def test_render_against_simulator(sim: SimHandle, tmp_path: Path) -> None:
     listed = sorted(r["file"] for c in manifest["clips"] for r in c["renders"].values())
     assert on_disk == listed and len(on_disk) == 2 * n
     for clip in manifest["clips"]:
-        lora, base = clip["renders"]["lora"], clip["renders"]["base"]
+        lora, base = clip["renders"]["final@0.8"], clip["renders"]["base"]
         assert lora["duration_seconds"] == pytest.approx(12.0, abs=0.3)
         # the simulator pitches LoRA output differently: the base clip really had no LoRA
         assert (folder / lora["file"]).read_bytes() != (folder / base["file"]).read_bytes()
@@ -167,10 +169,11 @@ def test_cli_render_with_a_checkpoint(sim: SimHandle, tmp_path: Path,
     manifest = json.loads((run.path / "samples.json").read_text(encoding="utf-8"))
     assert manifest["lora"]["checkpoint"] == "epoch_100" and manifest["lora"]["epoch"] == 100
     assert manifest["lora"]["loss"] > manifest["training_run"]["final_loss"]   # earlier epoch
-    assert "Loss at this epoch" in (run.path / "index.html").read_text(encoding="utf-8")
+    page = (run.path / "index.html").read_text(encoding="utf-8")
+    assert f"loss {manifest['lora']['loss']:.4f}" in page and "epoch 100" in page
     assert manifest["lora"]["path"].endswith("checkpoints/epoch_100/adapter")
     assert [c["seed"] for c in manifest["clips"]] == [5, 6, 7, 8]
-    assert sorted(p.name for p in run.path.glob("*_lora_*")) == [
-        f"0{i}_lora_takes-s{s}.mp3" for i, s in ((1, 5), (2, 6), (3, 7), (4, 8))]
+    assert sorted(p.name for p in run.path.glob("*_e100-*")) == [
+        f"0{i}_e100-x0.8_takes-s{s}.mp3" for i, s in ((1, 5), (2, 6), (3, 7), (4, 8))]
     assert main(["--config", str(cfg.source), "render", DATASET, "--checkpoint", "999"]) != 0
     assert "no checkpoint for epoch 999 (available: 100)" in capsys.readouterr().err

@@ -3,12 +3,14 @@ the loss image shown; screenshots go to artifacts/ (gitignored) for a human to l
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from acewatchd.ledger.db import Ledger
 from acewatchd.nightly.render.session import render_run
+from acewatchd.outbox import page as pages
 from tests.support.cdp import ARTIFACTS, check_run_page, chromium, chromium_path
 from tests.support.render import DATASET, FakeClient, add_training_run, sample_mp3, write_config
 
@@ -46,8 +48,9 @@ def test_run_page_and_index_in_chromium(tmp_path: Path) -> None:
     with chromium(tmp_path / "profile") as page:
         manifest = check_run_page(page, folder, ARTIFACTS / "outbox.png")
         assert len(manifest["clips"]) == 4
-        takes = page.evaluate("document.querySelectorAll('.take').length")
-        assert takes == 2 and page.evaluate("document.querySelectorAll('article').length") == 3
+        rows = page.evaluate("document.querySelectorAll('table.grid tbody tr').length")
+        cells = page.evaluate("document.querySelectorAll('table.grid tbody td').length")
+        assert rows == 4 and cells == 4 * 5   # base | (epoch 100, final) x (0.5, 1)
         title = page.evaluate("document.querySelector('h1').textContent")
         assert title == DATASET
         captions = page.evaluate(
@@ -64,3 +67,30 @@ def test_run_page_and_index_in_chromium(tmp_path: Path) -> None:
         page.screenshot(ARTIFACTS / "outbox-index.png")
         page.open(links[0])                               # the link really leads to the run
         assert page.evaluate("document.title").startswith(DATASET)
+
+
+def test_no_effect_banner_and_ranking_in_chromium(tmp_path: Path) -> None:
+    root = tmp_path / "acestep"
+    root.mkdir()
+    cfg = write_config(tmp_path, root, extra=KOREAN_PROMPT, batch_size=2)
+    ledger = Ledger(cfg.paths.state)
+    add_training_run(cfg, ledger)
+    folder = render_run(cfg, ledger, DATASET, client_factory=lambda *a: FakeClient(
+        sample_mp3(tmp_path)))
+    columns = [{"checkpoint": ck, "epoch": ep, "scale": s, "effect": 0.001, "no_effect": True,
+                "closeness": 0.5, "rank": n, "copying": None}
+               for n, (ck, ep, s) in enumerate([("final", 300, 1.0), ("final", 300, 0.5),
+                                                ("epoch_100", 100, 1.0),
+                                                ("epoch_100", 100, 0.5)], 1)]
+    (folder / "analysis.json").write_text(json.dumps({
+        "format": 1, "descriptor": "logmel-stats-v1", "no_effect_threshold": 0.01,
+        "columns": columns, "clips": [], "no_effect": True, "seconds": 0.1,
+        "advice": "no checkpoint changed the sound <img src=x onerror=alert(1)>"}),
+        encoding="utf-8")
+    pages.refresh_run_page(folder)
+    with chromium(tmp_path / "profile") as page:
+        check_run_page(page, folder, ARTIFACTS / "outbox-no-effect.png")
+        banner = page.evaluate("document.querySelector('[role=alert]').textContent")
+        assert "No audible effect" in banner
+        flags = page.evaluate("document.querySelectorAll('th.scale .flag').length")
+        assert flags == 4 and page.evaluate("document.querySelectorAll('img').length") == 1

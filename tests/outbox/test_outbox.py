@@ -50,7 +50,7 @@ def test_index_lists_runs_newest_first_and_escapes_names(tmp_path: Path) -> None
         ("a&b", "2026-01-02_0100_r1")]
     page = pages.write_index(box, {("a&b", "2026-02-01_0100_r2"): "3 prompts <script>"}
                               ).read_text(encoding="utf-8")
-    assert "<b>x" not in page and "&lt;b&gt;x&quot;" in page
+    assert "<b>x" not in page and "&lt;b&gt;x&#34;" in page
     assert "<script>" not in page and "3 prompts &lt;script&gt;" in page
     assert 'href="a%26b/2026-02-01_0100_r2/index.html"' in page
     assert "3 runs of 2 datasets" in page

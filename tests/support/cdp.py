@@ -239,7 +239,8 @@ def check_run_page(page: Page, folder: Path, shot: Path | None = None) -> dict:
     page.open((folder / "index.html").as_uri())
     assert page.evaluate(WAIT_AUDIO) is True, page.evaluate(AUDIO_STATE)
     audios = page.evaluate(AUDIO_STATE)
-    files = [r["file"] for c in manifest["clips"] for v in ("lora", "base")
+    keys = [c["key"] for c in manifest.get("columns", [])] or ["lora", "base"]
+    files = [r["file"] for c in manifest["clips"] for v in keys
              if (r := c["renders"].get(v)) and r["file"]]
     assert [a["src"] for a in audios] == files            # one player per clip, in order
     for audio in audios:

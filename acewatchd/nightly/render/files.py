@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import time
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +23,9 @@ from acewatchd.errors import AcewatchdError
 from acewatchd.ledger import runs
 from acewatchd.ledger.db import Ledger
 from acewatchd.ledger.runs import Job, Outcome, RunFacts, RunRow
+from acewatchd.ledger.samples import record_render_speed
 from acewatchd.nightly.render.lora import LoraChoice
-from acewatchd.nightly.render.plan import Clip, RenderJob
+from acewatchd.nightly.render.plan import Clip, Column, RenderJob, audio_seconds
 from acewatchd.outbox import folders as outbox
 from acewatchd.outbox import manifest as mf
 from acewatchd.outbox import page
@@ -39,20 +41,23 @@ _AUDIO_EXT = {".mp3", ".flac", ".wav", ".ogg", ".opus", ".m4a"}
 # --------------------------------------------------------------------------- audio
 
 
-def store_call(call: list[Clip], result: Any, variant: str, staging: Path, rcfg: Render,
+def store_call(call: list[Clip], result: Any, column: Column, staging: Path, rcfg: Render,
                took: float, call_no: int) -> dict[int, mf.Render]:
-    """Move one call's audio to ``NN_<variant>_<slug>.<ext>``; one entry per clip."""
+    """Move one call's audio to ``NN_<column>_<slug>.<ext>``; one entry per clip."""
     files = _match(call, result)
     out: dict[int, mf.Render] = {}
     for clip, src in zip(call, files, strict=True):
         entry: mf.Render = {"file": None, "duration_seconds": None,
-                            "call": call_no, "call_seconds": round(took, 2)}
+                            "call": call_no, "call_seconds": round(took, 2),
+                            "seconds": round(took / len(call), 2),
+                            "checkpoint": column.checkpoint, "epoch": column.epoch,
+                            "scale": column.scale, "seed": clip.seed}
         if src is None:
             entry["error"] = "ACE-Step returned no audio for this seed (a silent output?)"
         else:
             ext = src.suffix.lower() if src.suffix.lower() in _AUDIO_EXT else \
                 f".{rcfg.audio_format}"
-            dest = staging / f"{clip.number:02d}_{variant}_{clip.slug}{ext}"
+            dest = staging / f"{clip.number:02d}_{column.slug}_{clip.slug}{ext}"
             os.replace(src, dest)
             _fsync_file(dest)
             entry["file"], entry["duration_seconds"] = dest.name, audio_duration(dest)
@@ -114,7 +119,13 @@ def build_manifest(job: RenderJob, ledger: Ledger, train: RunRow, lora: LoraChoi
                          "final_loss": round(loss, 6) if loss is not None else None,
                          "content_hash": train.content_hash},
         "lora": {"path": lora.path, "checkpoint": lora.checkpoint, "epoch": lora.epoch,
-                 "scale": job.rcfg.lora_scale, "loss": _loss_at(points, lora)},
+                 "scale": job.rcfg.lora_scales()[-1], "loss": _loss_at(points, lora)},
+        "columns": [_column_entry(c, job, points) for c in job.columns],
+        "dropped": [{"checkpoint": a.column, "epoch": a.epoch} for a in job.dropped],
+        "notes": list(job.notes),
+        "finished": job.finished,
+        "budget": {"max_minutes": job.rcfg.max_minutes,
+                   "seconds_per_audio_second": job.per_audio_second},
         "acestep": {"url": job.cfg.acestep.url, "simulator": job.simulated,
                     "api": job.acestep_api,
                     "version": acestep_version(
@@ -123,7 +134,7 @@ def build_manifest(job: RenderJob, ledger: Ledger, train: RunRow, lora: LoraChoi
                      "audio_format": job.rcfg.audio_format, "batch_size": job.rcfg.batch_size,
                      "compare_base": job.rcfg.compare_base},
         "generation_seconds": round(job.seconds, 2),
-        "generation_calls": sum(len(job.calls) for _ in job.results),
+        "generation_calls": len(job.calls) * len(job.results),
         "clips": [_clip_entry(c, job) for c in sorted(clips, key=lambda c: c.number)],
     }
 
@@ -134,6 +145,16 @@ def _loss_at(points: list[LossPoint], lora: LoraChoice) -> float | None:
         points = [p for p in points if p.epoch is not None and p.epoch <= lora.epoch]
     loss = final_loss(points)
     return round(loss, 6) if loss is not None else None
+
+
+def _column_entry(column: Column, job: RenderJob, points: list[LossPoint]) -> mf.ColumnInfo:
+    lora = column.lora
+    export = None if lora is None else (
+        f"acewatchd export {shlex.quote(job.dataset)} --checkpoint "
+        f"{'final' if lora.checkpoint == 'final' else lora.epoch}")
+    return {"key": column.key, "checkpoint": column.checkpoint, "epoch": column.epoch,
+            "scale": column.scale, "path": None if lora is None else lora.path,
+            "loss": None if lora is None else _loss_at(points, lora), "export": export}
 
 
 def acestep_version(root: Path, simulated: bool = False) -> str | None:
@@ -148,8 +169,13 @@ def _clip_entry(clip: Clip, job: RenderJob) -> mf.Clip:
             "prompt": {"caption": clip.caption, "lyrics": p.lyrics, "bpm": p.bpm, "key": p.key,
                        "time_signature": p.time_signature, "language": clip.language,
                        "duration": p.duration},
-            "renders": {variant: found[clip.number] for variant, found in job.results.items()
-                        if clip.number in found}}
+            "renders": {key: job.results[key][clip.number] for key in _keys(job)
+                        if clip.number in job.results.get(key, {})}}
+
+
+def _keys(job: RenderJob) -> list[str]:
+    """The columns' keys in the page's order (rendering runs the base model last)."""
+    return [c.key for c in job.columns] or list(job.results)
 
 
 def write_run_files(job: RenderJob, ledger: Ledger, train: RunRow, lora: LoraChoice,
@@ -169,12 +195,26 @@ def write_run_files(job: RenderJob, ledger: Ledger, train: RunRow, lora: LoraCho
 def summary(manifest: Manifest) -> str:
     clips = manifest["clips"]
     loss = manifest["training_run"]["final_loss"]
+    columns = [c for c in manifest.get("columns", []) if c["checkpoint"] != "base"]
+    adapters = len({c["checkpoint"] for c in columns})
+    scales = sorted({c["scale"] for c in columns if c["scale"] is not None})
     parts = [f"{len(clips)} prompt{'s' * (len(clips) != 1)}"]
+    parts += [] if manifest.get("finished", True) else ["progress report (run unfinished)"]
     parts += [f"epoch {manifest['lora']['epoch']}"] if manifest["lora"]["epoch"] else []
+    parts += [f"{adapters} checkpoints"] if adapters > 1 else []
     parts += [f"final loss {loss:.4f}"] if loss is not None else []
-    parts += [f"LoRA scale {manifest['lora']['scale']:g}"]
+    parts += [f"LoRA scale{'s' * (len(scales) > 1)} "
+              f"{', '.join(f'{s:g}' for s in scales or [manifest['lora']['scale']])}"]
     parts += ["with base comparison"] if manifest["settings"]["compare_base"] else []
     return " · ".join(parts)
+
+
+def record_speed(ledger: Ledger, job: RenderJob) -> None:
+    """This render's pace, for the next grid's budget and `config check`."""
+    clips = [c for call in job.calls for c in call]
+    columns = len(job.results)
+    record_render_speed(ledger, job.seconds, len(clips) * columns,
+                        audio_seconds(clips) * columns)
 
 
 # --------------------------------------------------------------------------- ledger

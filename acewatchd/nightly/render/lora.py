@@ -29,6 +29,24 @@ class LoraChoice:
     checkpoint: str       # "final" or the checkpoint folder name
     epoch: int | None
 
+    @property
+    def column(self) -> str:
+        """Its name in the grid and samples.json: "final" or "epoch_<N>" (folder names may
+        carry a loss suffix; this never does)."""
+        if self.checkpoint == "final" or self.epoch is None:
+            return self.checkpoint
+        return f"epoch_{self.epoch}"
+
+
+@dataclass(frozen=True)
+class GridChoice:
+    """The adapters of one render, oldest first (the final adapter last), and what was asked
+    for but cannot be rendered, in words for the page and the log."""
+
+    adapters: list[LoraChoice]
+    notes: list[str]
+    finished: bool        # the run has its final adapter (else the grid is a progress report)
+
 
 def find_training_run(cfg: Config, ledger: Ledger, dataset: str,
                       run_id: int | None = None) -> RunRow:
@@ -101,3 +119,52 @@ def _adapter_in(folder: Path) -> Path:
         raise AcewatchdError(f"{folder}: not a LoRA adapter ({layout.ADAPTER_CONFIG} not found "
                              "in it or in its adapter/ folder)")
     return found
+
+
+RECENT = 3  # "recent": this many of the newest checkpoints, beside the final adapter
+
+
+def choose_grid(cfg: Config, dataset: str, train: RunRow,
+                checkpoint: str | None = None) -> GridChoice:
+    """The adapters ``[render] checkpoints`` names for ``train``; a ``checkpoint`` given on the
+    command line renders that one adapter alone. A checkpoint saved at the final epoch is the
+    final adapter's twin and is left out."""
+    if checkpoint and checkpoint.strip():
+        one = choose_adapter(cfg, dataset, train, checkpoint)
+        return GridChoice([one], [], one.checkpoint == "final")
+    run_name = str(train.run_name)
+    run = layout.run_dir(cfg.acestep.root, dataset, run_name)
+    final = choose_adapter(cfg, dataset, train) if layout.final_adapter(run) else None
+    saved = [ck for ck in layout.checkpoints(run)
+             if final is None or ck.epoch != final.epoch]
+    picked, notes = _pick(cfg.render_for(dataset).checkpoints, saved, final is not None)
+    adapters: list[LoraChoice] = []
+    for ck in picked:
+        if layout.adapter_in(ck.folder) is None:
+            notes.append(f"checkpoint {ck.name} has no adapter ({layout.ADAPTER_CONFIG}); "
+                         "left out")
+            continue
+        adapters.append(_epoch_checkpoint(dataset, run_name, run, ck.epoch))
+    adapters += [final] if final is not None else []
+    if not adapters:
+        raise AcewatchdError(f"{run}: no adapter to render (no {layout.FINAL}/ adapter and no "
+                             "usable checkpoint); has the training run saved one?")
+    return GridChoice(adapters, notes, final is not None)
+
+
+def _pick(spec: str | list[int], saved: list[layout.Checkpoint],
+          has_final: bool) -> tuple[list[layout.Checkpoint], list[str]]:
+    """The checkpoints (oldest first) a ``[render] checkpoints`` value names."""
+    if spec == "all":
+        return saved, []
+    if spec == "recent":
+        return saved[-RECENT:], []
+    if spec == "last":
+        return ([] if has_final else saved[-1:]), []
+    wanted = sorted(set(spec)) if isinstance(spec, list) else []
+    by_epoch = {ck.epoch: ck for ck in saved}
+    missing = [e for e in wanted if e not in by_epoch]
+    notes = [f"no checkpoint for epoch{'s' * (len(missing) > 1)} "
+             f"{', '.join(str(e) for e in missing)} (saved: "
+             f"{', '.join(str(ck.epoch) for ck in saved) or 'none'})"] if missing else []
+    return [by_epoch[e] for e in wanted if e in by_epoch], notes

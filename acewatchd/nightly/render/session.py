@@ -1,10 +1,11 @@
-"""Render sample clips with a freshly trained LoRA into the outbox.
+"""Render the checkpoint grid of a training run into the outbox.
 
 Sequence (CONTRACT §1a, §1b, §2): restart a managed server (after training ACE-Step's decoder
-stays wrapped), then in ONE Gradio session: /load_lora, /set_use_lora true, /set_lora_scale,
-the LoRA clips, /unload_lora (always, also when something failed), and with compare_base the
-same prompts and seeds again on the restored base decoder. What is rendered is planned in
-plan.py; what is written, in files.py.
+stays wrapped), then in ONE Gradio session, for each chosen adapter, oldest first, loaded
+once: /load_lora (the client unloads a named adapter first), /set_use_lora true, and per
+scale /set_lora_scale and that column's clips; then /unload_lora (always, also when something
+failed), and with compare_base the same prompts and seeds again on the restored base decoder.
+What is rendered is planned in plan.py; what is written, in files.py.
 """
 
 from __future__ import annotations
@@ -20,13 +21,23 @@ from typing import Protocol, Self
 
 from acewatchd.acestep.apicheck import ApiMatch
 from acewatchd.acestep.generation import GenerationRequest, GenerationResult, Limits
-from acewatchd.config.schema import DATASET_NAME, Config, Render
+from acewatchd.config.schema import DATASET_NAME, ESTIMATED_RENDER_PACE, Config, Render
 from acewatchd.errors import AcewatchdError
 from acewatchd.ledger.db import Ledger
 from acewatchd.ledger.runs import Outcome, RunRow
+from acewatchd.ledger.samples import render_speed
 from acewatchd.nightly.render import files as rf
-from acewatchd.nightly.render.lora import LoraChoice, choose_adapter, find_training_run
-from acewatchd.nightly.render.plan import Clip, RenderJob, build_clips, plan_calls
+from acewatchd.nightly.render.lora import GridChoice, LoraChoice, choose_grid, find_training_run
+from acewatchd.nightly.render.plan import (
+    Clip,
+    Column,
+    RenderJob,
+    build_clips,
+    fit_budget,
+    grid_columns,
+    grid_seconds,
+    plan_calls,
+)
 from acewatchd.outbox import folders as outbox
 from acewatchd.outbox.manifest import Manifest
 from acewatchd.outbox.notify import Notifier, build_notifier
@@ -51,11 +62,11 @@ class RenderClient(Protocol):
     def generate(self, req: GenerationRequest, dest_dir: Path) -> GenerationResult: ...
 
 
-def run_calls(client: RenderClient, job: RenderJob, variant: str) -> None:
-    out = job.results.setdefault(variant, {})
+def run_calls(client: RenderClient, job: RenderJob, column: Column) -> None:
+    out = job.results.setdefault(column.key, {})
     for index, call in enumerate(job.calls, 1):
         first = call[0]
-        logger.info("rendering %s call %d/%d (%d clip(s), %s)", variant, index,
+        logger.info("rendering %s call %d/%d (%d clip(s), %s)", column.key, index,
                     len(job.calls), len(call), first.name)
         started = time.monotonic()
         result = client.generate(_request(first, call, job.rcfg), job.staging / ".incoming")
@@ -63,7 +74,7 @@ def run_calls(client: RenderClient, job: RenderJob, variant: str) -> None:
         job.seconds += took
         job.simulated |= any(isinstance(m, dict) and "simulator" in m
                               for m in result.metadata)
-        out.update(rf.store_call(call, result, variant, job.staging, job.rcfg, took, index))
+        out.update(rf.store_call(call, result, column, job.staging, job.rcfg, took, index))
 
 
 def _request(first: Clip, call: list[Clip], rcfg: Render) -> GenerationRequest:
@@ -75,22 +86,30 @@ def _request(first: Clip, call: list[Clip], rcfg: Render) -> GenerationRequest:
         batch_size=len(call), audio_format=rcfg.audio_format)
 
 
-def render_with_lora(client: RenderClient, job: RenderJob, lora: LoraChoice) -> None:
-    """LoRA clips, then /unload_lora whatever happened; then the base clips."""
+def render_grid(client: RenderClient, job: RenderJob) -> None:
+    """Each adapter loaded once with its columns; /unload_lora whatever happened; then the
+    base clips."""
+    lora_columns = [c for c in job.columns if c.lora is not None]
     try:
-        client.load_lora(lora.path)
-        client.set_use_lora(True)
-        answer = client.set_lora_scale(job.rcfg.lora_scale)
-        if answer.lstrip().startswith(("⚠", "\u00e2\u0161")):  # "scale unchanged", "partial"
-            logger.warning("ACE-Step did not fully apply LoRA scale %g: %s",
-                           job.rcfg.lora_scale, answer.strip()[:200])
-        run_calls(client, job, "lora")
+        for adapter in dict.fromkeys(c.lora for c in lora_columns if c.lora is not None):
+            client.load_lora(adapter.path)
+            client.set_use_lora(True)
+            for column in (c for c in lora_columns if c.lora == adapter):
+                _set_scale(client, column.scale if column.scale is not None else 1.0)
+                run_calls(client, job, column)
     except BaseException:
         _unload_quietly(client)
         raise
     client.unload_lora()  # if this fails the "base" clips would carry the LoRA: stop here
-    if job.rcfg.compare_base:
-        run_calls(client, job, "base")
+    for column in (c for c in job.columns if c.lora is None):
+        run_calls(client, job, column)
+
+
+def _set_scale(client: RenderClient, scale: float) -> None:
+    answer = client.set_lora_scale(scale)
+    if answer.lstrip().startswith(("⚠", "\u00e2\u0161")):  # "scale unchanged", "partial"
+        logger.warning("ACE-Step did not fully apply LoRA scale %g: %s", scale,
+                       answer.strip()[:200])
 
 
 def _unload_quietly(client: RenderClient) -> None:
@@ -133,8 +152,8 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
         if not DATASET_NAME.match(dataset):  # it becomes a folder name under the outbox
             raise AcewatchdError(f"{dataset!r} is not a dataset name (a folder name in drop/)")
         train = find_training_run(cfg, ledger, dataset, run_id)
-        lora = choose_adapter(cfg, dataset, train, checkpoint)
-        folder, manifest = _render_locked(cfg, ledger, dataset, train, lora, server,
+        grid = choose_grid(cfg, dataset, train, checkpoint)
+        folder, manifest = _render_locked(cfg, ledger, dataset, train, grid, server,
                                           client_factory, render_id)
     except Exception as exc:
         rf.finish_record(ledger, render_id, Outcome.FAILED, str(exc))
@@ -146,7 +165,7 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
         raise
     summary = rf.summary(manifest)
     rf.finish_record(ledger, render_id, Outcome.DONE, summary, run_name=folder.name, train=train,
-                     checkpoint=lora.path)
+                     checkpoint=grid.adapters[-1].path)
     try:
         rf.write_outbox_index(cfg, ledger)
     except OSError as exc:  # the run itself is complete; the next render rewrites the index
@@ -158,7 +177,7 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
 
 
 def _render_locked(cfg: Config, ledger: Ledger, dataset: str, train: RunRow,
-                   lora: LoraChoice, server: Server | None, client_factory: ClientFactory,
+                   grid: GridChoice, server: Server | None, client_factory: ClientFactory,
                    render_id: int) -> tuple[Path, Manifest]:
     ds_dir = cfg.paths.outbox / dataset
     with outbox.dataset_lock(ds_dir):
@@ -167,8 +186,8 @@ def _render_locked(cfg: Config, ledger: Ledger, dataset: str, train: RunRow,
         name = outbox.unique_name(ds_dir, outbox.run_folder_name(datetime.now(), train.id))
         staging = outbox.new_staging(ds_dir, name)
         try:
-            job = _render_into(cfg, dataset, staging, lora, server, client_factory)
-            manifest = rf.write_run_files(job, ledger, train, lora, name)
+            job = _render_into(cfg, ledger, dataset, staging, grid, server, client_factory)
+            manifest = rf.write_run_files(job, ledger, train, grid.adapters[-1], name)
             folder = outbox.commit(staging, ds_dir / name)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -178,9 +197,8 @@ def _render_locked(cfg: Config, ledger: Ledger, dataset: str, train: RunRow,
     return folder, manifest
 
 
-def _render_into(cfg: Config, dataset: str, staging: Path, lora: LoraChoice,
-                 server: Server | None,
-                 client_factory: ClientFactory) -> RenderJob:
+def _render_into(cfg: Config, ledger: Ledger, dataset: str, staging: Path, grid: GridChoice,
+                 server: Server | None, client_factory: ClientFactory) -> RenderJob:
     rcfg = cfg.render_for(dataset)
     if not rcfg.prompts:
         raise AcewatchdError(f"render.prompts: no sample prompts configured for {dataset}")
@@ -189,12 +207,34 @@ def _render_into(cfg: Config, dataset: str, staging: Path, lora: LoraChoice,
         server.restart()
     with client_factory(cfg, rcfg) as client:
         rcfg = within_limits(rcfg, client.limits)
-        calls = plan_calls(build_clips(rcfg, cfg.dataset(dataset)), rcfg.batch_size)
-        job = RenderJob(cfg, dataset, rcfg, calls, staging, {},
-                        acestep_api=client.api_match.summary)
-        render_with_lora(client, job, lora)
+        clips = build_clips(rcfg, cfg.dataset(dataset))
+        job = RenderJob(cfg, dataset, rcfg, plan_calls(clips, rcfg.batch_size), staging, {},
+                        acestep_api=client.api_match.summary, notes=list(grid.notes),
+                        finished=grid.finished)
+        _plan_grid(job, ledger, grid.adapters, clips)
+        render_grid(client, job)
     shutil.rmtree(staging / ".incoming", ignore_errors=True)
+    rf.record_speed(ledger, job)
     return job
+
+
+def _plan_grid(job: RenderJob, ledger: Ledger, adapters: list[LoraChoice],
+               clips: list[Clip]) -> None:
+    """The columns, within ``[render] max_minutes`` at the last measured speed."""
+    speed = render_speed(ledger)
+    job.per_audio_second = speed.seconds_per_audio_second if speed else None
+    pace = job.per_audio_second or ESTIMATED_RENDER_PACE
+    columns = grid_columns(adapters, job.rcfg.lora_scales(), job.rcfg.compare_base)
+    job.columns, job.dropped = fit_budget(columns, clips, pace, job.rcfg.max_minutes)
+    if job.dropped:
+        names = ", ".join(a.column.replace("_", " ") for a in job.dropped)
+        job.notes.append(f"left out to fit max_minutes = {job.rcfg.max_minutes:g}: {names} "
+                         f"(the grid would have taken about "
+                         f"{grid_seconds(columns, clips, pace) / 60:.0f} min)")
+    for note in job.notes:
+        logger.warning("render of %s: %s", job.dataset, note)
+    logger.info("rendering %d clip(s) in %d column(s), about %.0f min", len(clips),
+                len(job.columns), grid_seconds(job.columns, clips, pace) / 60)
 
 
 def within_limits(rcfg: Render, limits: Limits) -> Render:

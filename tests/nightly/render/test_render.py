@@ -88,8 +88,13 @@ def test_prompts_with_different_text_never_share_a_call() -> None:
     assert [[c.number for c in call] for call in calls] == [[1, 3], [2], [4]]
 
 
+ONE_COLUMN = f'[datasets.{DATASET}.render]\ncheckpoints = "last"\nscales = []\n'
+
+
 def test_render_sequence_files_and_manifest(home, tmp_path: Path) -> None:
-    cfg, ledger = _setup(home, extra=PROMPTS_SAME_TEXT.replace("[[render", f"[[datasets.{DATASET}.render"))
+    """checkpoints = "last" and scales = []: the final adapter alone, at lora_scale."""
+    cfg, ledger = _setup(home, extra=ONE_COLUMN + PROMPTS_SAME_TEXT.replace(
+        "[[render", f"[[datasets.{DATASET}.render"))
     add_training_run(cfg, ledger)
     client, server, notes = FakeClient(sample_mp3(tmp_path)), FakeServer(), RecordingNotifier()
     folder = render_run(cfg, ledger, DATASET, server=server, notifier=notes,
@@ -108,9 +113,9 @@ def test_render_sequence_files_and_manifest(home, tmp_path: Path) -> None:
     assert folder.parent == cfg.paths.outbox / DATASET and not folder.name.startswith(".")
     manifest = json.loads((folder / "samples.json").read_text(encoding="utf-8"))
     names = sorted(p.name for p in folder.glob("*.mp3"))
-    assert names == ["01_base_ballad-one.mp3", "01_lora_ballad-one.mp3",
-                     "02_base_ballad-two.mp3", "02_lora_ballad-two.mp3",
-                     "03_base_ballad-three.mp3", "03_lora_ballad-three.mp3"]
+    assert names == ["01_base_ballad-one.mp3", "01_final-x0.8_ballad-one.mp3",
+                     "02_base_ballad-two.mp3", "02_final-x0.8_ballad-two.mp3",
+                     "03_base_ballad-three.mp3", "03_final-x0.8_ballad-three.mp3"]
     listed = sorted(r["file"] for c in manifest["clips"] for r in c["renders"].values())
     assert listed == names
     for clip in manifest["clips"]:
@@ -217,14 +222,14 @@ name = "takes"
 caption = "{{tag}}, rock"
 seeds = [1, 2, 3]
 """
-    cfg, ledger = _setup(home, extra=extra, batch_size=3)
+    cfg, ledger = _setup(home, extra=ONE_COLUMN + extra, batch_size=3)
     add_training_run(cfg, ledger)
     client = FakeClient(sample_mp3(tmp_path), drop_seed=2)
     folder = render_run(cfg, ledger, DATASET, client_factory=lambda *a: client)
     manifest = json.loads((folder / "samples.json").read_text(encoding="utf-8"))
-    files = {c["seed"]: c["renders"]["lora"]["file"] for c in manifest["clips"]}
-    assert files == {1: "01_lora_takes-s1.mp3", 2: None, 3: "03_lora_takes-s3.mp3"}
-    assert "silent" in manifest["clips"][1]["renders"]["lora"]["error"]
+    files = {c["seed"]: c["renders"]["final@0.8"]["file"] for c in manifest["clips"]}
+    assert files == {1: "01_final-x0.8_takes-s1.mp3", 2: None, 3: "03_final-x0.8_takes-s3.mp3"}
+    assert "silent" in manifest["clips"][1]["renders"]["final@0.8"]["error"]
     page = (folder / "index.html").read_text(encoding="utf-8")
     assert page.count("<audio ") == 4 and page.count('class="missing"') == 2
     m3u = (folder / "playlist.m3u").read_text(encoding="utf-8")
@@ -257,14 +262,14 @@ def test_generation_timeout_grows_with_batch_and_length(home) -> None:
 
 
 def test_without_compare_base_only_lora_clips(home, tmp_path: Path) -> None:
-    cfg, ledger = _setup(home, extra=f"[datasets.{DATASET}.render]\ncompare_base = false\n")
+    cfg, ledger = _setup(home, extra=ONE_COLUMN + "compare_base = false\n")
     add_training_run(cfg, ledger)
     client = FakeClient(sample_mp3(tmp_path))
     folder = render_run(cfg, ledger, DATASET, client_factory=lambda *a: client)
     ops = [op for op, _ in client.log]
     assert ops[-2:] == ["unload_lora", "close"] and ops.count("generate") == 3
     assert sorted(p.name for p in folder.glob("*.mp3")) == [
-        "01_lora_energetic.mp3", "02_lora_ballad.mp3", "03_lora_acoustic.mp3"]
+        "01_final-x0.8_energetic.mp3", "02_final-x0.8_ballad.mp3", "03_final-x0.8_acoustic.mp3"]
     page = (folder / "index.html").read_text(encoding="utf-8")
     assert page.count("<audio ") == 3 and "Base model" not in page
 

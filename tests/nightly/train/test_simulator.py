@@ -195,7 +195,8 @@ def test_window_end_stops_and_resumes_over_three_nights(rig: dict[str, Any]) -> 
     assert final_adapter(folder) == folder / "final" / "adapter"
     assert rows[2]["checkpoint"] == f"./lora_output/acewatchd/{DS}/{rows[0]['run_name']}" \
                                     "/final/adapter"
-    assert rig["stages"].rendered == [(DS, rows[2]["id"])]
+    # Each paused night rendered its checkpoints as a progress report, the last the finished run.
+    assert rig["stages"].rendered == [(DS, r["id"]) for r in rows]
     nightly = ledger.connect().execute("SELECT outcome FROM runs WHERE job='nightly' ORDER BY id")
     assert [r[0] for r in nightly] == ["interrupted", "interrupted", "done"]
 
@@ -287,9 +288,12 @@ def test_v2_layout_resumes_from_loss_named_checkpoint_and_renders(rig_v2: dict[s
     assert first_epoch(ledger, rows[1]["id"]) == 51           # resumed, not restarted
     folder = run_dir(cfg.acestep.root, DS, rows[0]["run_name"])
     assert final_adapter(folder) == folder / "final"          # flat: no final/adapter
-    pages = list((cfg.paths.outbox / DS).glob("*/samples.json"))
-    assert len(pages) == 1, "the v2 run was rendered"
-    manifest = json.loads(pages[0].read_text(encoding="utf-8"))
+    pages = [json.loads(p.read_text(encoding="utf-8"))
+             for p in sorted((cfg.paths.outbox / DS).glob("*/samples.json"))]
+    # The paused night's progress report (from its loss-named checkpoint), then the final run.
+    assert [m["finished"] for m in pages] == [False, True], "the v2 run was rendered"
+    assert pages[0]["lora"]["checkpoint"].startswith("epoch_50_loss_")
+    manifest = pages[1]
     assert manifest["lora"]["path"] == f"./lora_output/acewatchd/{DS}/{rows[0]['run_name']}/final"
 
 
