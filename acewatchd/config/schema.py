@@ -223,6 +223,10 @@ class Render:
             " or a list of epochs such as `[400, 600]` (the final adapter is always added)"))
     scales: list[float] = field(default_factory=lambda: [0.5, 1.0], metadata=_meta(
         "LoRA scales (0..1) each adapter is rendered at; `[]` = only `lora_scale`"))
+    analysis: bool = field(default=True, metadata=_meta(
+        "measure the grid: each LoRA clip against its base clip (the \"no audible effect\""
+        " alarm) and against your songs (which checkpoint is closest, which may be copying"
+        " one); see docs/analysis.md"))
     max_minutes: float = field(default=90.0, metadata=_meta(
         "render time budget per run; when the grid would take longer at the measured speed,"
         " the oldest checkpoints are left out (the page and the log say which)", 1, 1440))

@@ -223,3 +223,66 @@ def test_sigterm_during_training_interrupts_and_the_next_run_resumes(make_home) 
     home.wait("an outbox run", lambda: outbox_runs(home), 300, proc)
     code, took = home.sigterm(proc)
     assert code == 0 and took < 15
+
+
+def _reconfigure(home: Home, **sections: dict[str, Any]) -> None:
+    import tomllib
+
+    table = tomllib.loads(home.config.read_text(encoding="utf-8"))
+    for name, values in sections.items():
+        table.setdefault(name, {}).update(values)
+    home.config.write_text(tomli_w.dumps(table), encoding="utf-8")
+
+
+@pytest.mark.parametrize("fault", ["", "lora-no-effect"], ids=["normal", "no-effect"])
+def test_the_morning_page_ranks_the_checkpoints_and_raises_the_no_effect_alarm(
+        make_home, fault: str) -> None:
+    """Through the real daemon: the grid of checkpoints 50/100/150 + final (epoch 200) is
+    measured. The simulator makes epoch 150 the closest to the songs and the final adapter a copy of one;
+    with its no-effect fault every LoRA clip equals base, and the page, `status` and the
+    notification say the LoRA had no audible effect."""
+    from acewatchd.simulator.faults import write_control
+    from tests.support.webhook import webhook_receiver
+
+    home = make_home(speed=50.0, catch_up=False)
+    root = home.path / "acestep-simulator"
+    if fault:
+        write_control(root, [fault])
+    with webhook_receiver() as (url, posts):
+        _reconfigure(home, train={"epochs": 200, "save_every": 50},
+                     notify={"macos": False, "webhook_url": url})
+        proc = home.start()
+        home.drop(2)
+        run = home.wait("an outbox run", lambda: outbox_runs(home), 400, proc)[0]
+        analysis = json.loads((run / "analysis.json").read_text(encoding="utf-8"))
+        manifest = json.loads((run / "samples.json").read_text(encoding="utf-8"))
+        home.wait("the notification", lambda: posts, 60, proc)
+        status = subprocess.run([sys.executable, "-m", "acewatchd", "--config",
+                                 str(home.config), "status", "--json"], capture_output=True,
+                                text=True, timeout=60)
+        code, _took = home.sigterm(proc)
+    assert code == 0
+    assert {c["checkpoint"] for c in manifest["columns"]} == {
+        "base", "epoch_50", "epoch_100", "epoch_150", "final"}
+    assert len(analysis["columns"]) == 4 * 2          # adapters x scales
+    page = (run / "index.html").read_text(encoding="utf-8")
+    report = json.loads(status.stdout)
+    problems = " ".join(e["message"] for e in report["recent_errors"])
+    title, body = posts[-1]
+    if fault:
+        assert analysis["no_effect"] is True
+        assert all(c["no_effect"] for c in analysis["columns"])
+        assert 'role="alert"' in page and "no audible effect" in page
+        assert "no audible effect" in problems
+        assert "no audible effect" in report["last"][DATASET.name]["render"]["message"]
+        assert "no audible effect" in title and "likely causes" in body
+        return
+    assert analysis["no_effect"] is False and not any(c["no_effect"] for c in analysis["columns"])
+    ranked = sorted((c for c in analysis["columns"] if c["rank"]), key=lambda c: c["rank"])
+    assert ranked[0]["checkpoint"] == "epoch_150", ranked
+    copying = {c["checkpoint"] for c in analysis["columns"] if c["copying"]}
+    assert "final" in copying and "epoch_150" not in copying
+    assert "closest to your songs: epoch 150" in analysis["advice"]
+    assert 'role="alert"' not in page and "Which checkpoint?" in page
+    assert "no audible effect" not in problems
+    assert "samples ready" in title and "closest to your songs" in body

@@ -10,11 +10,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import unicodedata
 from collections.abc import Iterator
-from email.header import decode_header, make_header
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from acewatchd.acestep.layout import safe_name
 from acewatchd.acestep.versions import V2
 from acewatchd.demo.audiogen import make_mp3
 from acewatchd.simulator.harness import running_simulator
+from tests.support.webhook import webhook_receiver
 
 pytestmark = pytest.mark.timeout(300)
 NAME = "김경호"
@@ -38,28 +36,8 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    """A webhook receiver on loopback: every POST's (decoded Title header, body)."""
-    got: list[tuple[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode("utf-8")
-            got.append((str(make_header(decode_header(self.headers.get("Title", "")))), body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, name="webhook")
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/topic", got
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with webhook_receiver() as hook:
+        yield hook
 
 
 def test_a_korean_named_dataset_is_prepared_trained_and_rendered(

@@ -23,6 +23,7 @@ EVIL = '<script>alert("x")</script>'
 PROMPT = f"""
 [datasets.{DATASET}.render]
 checkpoints = "all"
+analysis = false        # these tests write their own analysis.json
 [[datasets.{DATASET}.render.prompts]]
 name = "{EVIL.replace('"', "'")}"
 caption = "{{tag}}, rock"

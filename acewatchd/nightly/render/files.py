@@ -183,13 +183,18 @@ def write_run_files(job: RenderJob, ledger: Ledger, train: RunRow, lora: LoraCho
     points = loss_points(ledger, job.dataset, str(train.run_name))
     manifest = build_manifest(job, ledger, train, lora, name, points)
     folder = job.staging
-    atomic_write_text(folder / outbox.MANIFEST,
-                      json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     atomic_write_bytes(folder / "loss.png", plot_loss(
         points, title=f"Training loss · {job.dataset} · {train.run_name}"))
     page.write_playlist(folder, manifest)
-    page.write_run_page(folder, manifest)
+    write_manifest_and_page(folder, manifest)
     return manifest
+
+
+def write_manifest_and_page(folder: Path, manifest: Manifest) -> None:
+    """samples.json and the page (again, once the analysis and the forecast are in)."""
+    atomic_write_text(folder / outbox.MANIFEST,
+                      json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    page.write_run_page(folder, manifest)
 
 
 def summary(manifest: Manifest) -> str:

@@ -21,12 +21,14 @@ from typing import Protocol, Self
 
 from acewatchd.acestep.apicheck import ApiMatch
 from acewatchd.acestep.generation import GenerationRequest, GenerationResult, Limits
+from acewatchd.analysis.schema import AnalysisReport
 from acewatchd.config.schema import DATASET_NAME, ESTIMATED_RENDER_PACE, Config, Render
 from acewatchd.errors import AcewatchdError
 from acewatchd.ledger.db import Ledger
 from acewatchd.ledger.runs import Outcome, RunRow
 from acewatchd.ledger.samples import render_speed
 from acewatchd.nightly.render import files as rf
+from acewatchd.nightly.render.analyze import finish_page, verdict
 from acewatchd.nightly.render.lora import GridChoice, LoraChoice, choose_grid, find_training_run
 from acewatchd.nightly.render.plan import (
     Clip,
@@ -153,7 +155,7 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
             raise AcewatchdError(f"{dataset!r} is not a dataset name (a folder name in drop/)")
         train = find_training_run(cfg, ledger, dataset, run_id)
         grid = choose_grid(cfg, dataset, train, checkpoint)
-        folder, manifest = _render_locked(cfg, ledger, dataset, train, grid, server,
+        folder, manifest, report = _render_locked(cfg, ledger, dataset, train, grid, server,
                                           client_factory, render_id)
     except Exception as exc:
         rf.finish_record(ledger, render_id, Outcome.FAILED, str(exc))
@@ -164,6 +166,13 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
         rf.finish_record(ledger, render_id, Outcome.INTERRUPTED, "stopped before it finished")
         raise
     summary = rf.summary(manifest)
+    alarm = verdict(report)
+    if alarm:   # the run failed its purpose, whatever the renders say
+        summary = f"{summary} · {alarm}"
+        ledger.record_event("error", alarm, dataset, "render")
+        logger.error("render of %s: %s", dataset, alarm)
+    elif report is not None and report["advice"]:
+        summary = f"{summary} · {report['advice']}"
     rf.finish_record(ledger, render_id, Outcome.DONE, summary, run_name=folder.name, train=train,
                      checkpoint=grid.adapters[-1].path)
     try:
@@ -171,14 +180,16 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
     except OSError as exc:  # the run itself is complete; the next render rewrites the index
         logger.warning("could not rewrite %s: %s", cfg.paths.outbox / "index.html", exc)
     # The run by its outbox name, not its absolute path (a webhook goes off this machine).
-    notifier.notify(f"acewatchd: samples ready · {dataset}",
-                    f"{summary} — outbox/{dataset}/{folder.name}")
+    title = "LoRA had no audible effect" if alarm else "samples ready"
+    forecast = f" · {manifest['forecast']}" if manifest.get("forecast") else ""
+    notifier.notify(f"acewatchd: {title} · {dataset}",
+                    f"{summary}{forecast} — outbox/{dataset}/{folder.name}", failed=bool(alarm))
     return folder
 
 
 def _render_locked(cfg: Config, ledger: Ledger, dataset: str, train: RunRow,
                    grid: GridChoice, server: Server | None, client_factory: ClientFactory,
-                   render_id: int) -> tuple[Path, Manifest]:
+                   render_id: int) -> tuple[Path, Manifest, AnalysisReport | None]:
     ds_dir = cfg.paths.outbox / dataset
     with outbox.dataset_lock(ds_dir):
         rf.mark_stale_records(ledger, dataset, render_id)  # left by a render that was killed
@@ -188,13 +199,14 @@ def _render_locked(cfg: Config, ledger: Ledger, dataset: str, train: RunRow,
         try:
             job = _render_into(cfg, ledger, dataset, staging, grid, server, client_factory)
             manifest = rf.write_run_files(job, ledger, train, grid.adapters[-1], name)
+            report = finish_page(cfg, ledger, dataset, staging, manifest)
             folder = outbox.commit(staging, ds_dir / name)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
     removed = outbox.prune(cfg.paths.outbox, dataset, cfg.outbox.keep_runs, folder)
     logger.info("samples of %s are in %s (%d old run(s) removed)", dataset, folder, len(removed))
-    return folder, manifest
+    return folder, manifest, report
 
 
 def _render_into(cfg: Config, ledger: Ledger, dataset: str, staging: Path, grid: GridChoice,

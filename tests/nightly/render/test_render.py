@@ -127,11 +127,21 @@ def test_render_sequence_files_and_manifest(home, tmp_path: Path) -> None:
     assert (folder / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     m3u = (folder / "playlist.m3u").read_text(encoding="utf-8").splitlines()
     assert m3u[0] == "#EXTM3U" and sorted(l for l in m3u if l.endswith(".mp3")) == names
-    assert notes.sent and notes.sent[-1][2] is False and DATASET in notes.sent[-1][0]
+    # The fake returns one and the same audio for every clip: the LoRA changed nothing, and
+    # the analysis says so on the page, in the notification, the record and the events.
+    analysis = json.loads((folder / "analysis.json").read_text(encoding="utf-8"))
+    assert analysis["no_effect"] is True
+    assert "no audible effect" in (folder / "index.html").read_text(encoding="utf-8")
+    assert notes.sent and notes.sent[-1][2] is True and DATASET in notes.sent[-1][0]
+    assert "no audible effect" in notes.sent[-1][0] and "likely causes" in notes.sent[-1][1]
     index = (cfg.paths.outbox / "index.html").read_text(encoding="utf-8")
     assert f"{DATASET}/{folder.name}/index.html" in index
     row = ledger.connect().execute("SELECT * FROM runs WHERE job='render'").fetchone()
     assert row["outcome"] == "done" and row["run_name"] == folder.name
+    assert "no audible effect" in row["message"]
+    events = ledger.connect().execute("SELECT level, message FROM events WHERE subject="
+                                      "'render'").fetchall()
+    assert [e["level"] for e in events] == ["error"] and "no audible" in events[0]["message"]
 
 
 def test_failure_mid_render_leaves_no_run_folder_and_reports(home, tmp_path: Path) -> None:
