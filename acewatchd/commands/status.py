@@ -12,15 +12,17 @@ import argparse
 import json
 import sqlite3
 import time
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from acewatchd.commands.dataset_arg import RULE
 from acewatchd.config.load import find_config_path, load_config
-from acewatchd.config.schema import Config
+from acewatchd.config.schema import DATASET_NAME, Config
 from acewatchd.errors import ConfigError
 from acewatchd.ingest.formats import parse_skip
-from acewatchd.ingest.pipeline import locate
+from acewatchd.ingest.pipeline import locate, visible
 from acewatchd.ingest.stubs import INSTRUMENTAL, KINDS, hash_or_none, stub_path, stub_state
 from acewatchd.ledger import pace
 from acewatchd.ledger import report as q
@@ -80,7 +82,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         report["schedule_next"] = _json_or_empty(kv.get(KV_SCHEDULE_NEXT))
         report["acestep"] = _json_or_empty(kv.get(KV_ACESTEP))
         report["datasets"] = _datasets(conn, cfg)
-        report["skipped"] = _skipped(conn)
+        report["skipped"] = _skipped_folders(cfg) + _skipped(conn)
         report["recent_errors"] = _events(conn)
         report["runs"] = _running(conn)
         report["last"] = _last_outcomes(conn)
@@ -161,6 +163,26 @@ def _skipped(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         advice = parse_skip(Path(row.relpath).name, row.reason)
         out.append({"dataset": row.dataset, "file": row.relpath, "reason": advice.reason,
                     "fix": advice.fix})
+    return out
+
+
+def _skipped_folders(cfg: Config | None) -> list[dict[str, Any]]:
+    """Folders in drop/ that are not datasets (their name could not be one): never trained."""
+    if cfg is None:
+        return []
+    try:
+        entries = sorted(cfg.paths.drop.iterdir())
+    except OSError:
+        return []
+    out = []
+    for entry in entries:
+        name = visible(unicodedata.normalize("NFC", entry.name))
+        if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir() \
+                or DATASET_NAME.match(name):
+            continue
+        out.append({"dataset": name, "file": "", "reason": "this folder is not a dataset: its "
+                    "name cannot be one, so its songs are never trained", "fix": f"rename it "
+                    f"({RULE})"})
     return out
 
 

@@ -67,3 +67,16 @@ def test_status_lists_skipped_audio_with_the_fix(
     scan = run_cli(home, "scan")
     assert scan.returncode == 0 and "2 skipped" in scan.stdout, scan.stdout + scan.stderr
     assert sorted(_skipped(home)) == ["clip.webm", "demo.aiff"]
+
+
+def test_a_folder_that_cannot_be_a_dataset_is_listed_not_ignored(
+        home: Home, run_daemon: Callable[..., DaemonProc]) -> None:
+    make_audio(home.drop / "demos " / "song.mp3", "mp3")     # a trailing space
+    make_audio(home.drop / "김경호" / "song.mp3", "mp3")     # any script is a dataset
+    daemon = run_daemon()
+    wait_until(lambda: "김경호" in _status(home)["datasets"], 60, message="start-up scan")
+    folders = [i for i in _status(home)["skipped"] if i["file"] == ""]
+    assert [i["dataset"] for i in folders] == ["demos "]
+    assert "never trained" in folders[0]["reason"] and "blank ends" in folders[0]["fix"]
+    assert "skipped  demos /: this folder is not a dataset" in run_cli(home, "status").stdout
+    assert daemon.stop() == 0
