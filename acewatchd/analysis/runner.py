@@ -11,13 +11,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from acewatchd.analysis.schema import AnalysisJob, AnalysisReport, SchemaError, parse_report
 from acewatchd.errors import AcewatchdError
 from acewatchd.util.files import TEMP_PREFIX, atomic_write_text
-from acewatchd.util.process import end_group
+from acewatchd.util.process import ChildStopped, wait_or_stop
 
 logger = logging.getLogger(__name__)
 
@@ -34,20 +33,10 @@ def child_command(job: Path, out: Path) -> list[str]:
 
 
 def _wait(proc: subprocess.Popen[str], timeout: float, stop: threading.Event | None) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            proc.wait(timeout=0.2)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-        if stop is not None and stop.is_set():
-            end_group(proc)
-            raise AnalysisFailed("audio analysis interrupted (acewatchd is stopping)")
-        if time.monotonic() >= deadline:
-            end_group(proc)
-            raise AnalysisFailed(f"audio analysis took longer than {timeout:g} s and was "
-                                 "stopped")
+    try:
+        wait_or_stop(proc, stop, "audio analysis", timeout)
+    except ChildStopped as exc:
+        raise AnalysisFailed(str(exc)) from None
 
 
 def run_analysis(job: AnalysisJob, out: Path, *, timeout: float = DEFAULT_TIMEOUT,

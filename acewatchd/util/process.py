@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from typing import Any
 
 from acewatchd.errors import AcewatchdError
@@ -14,9 +15,19 @@ from acewatchd.errors import AcewatchdError
 GRACE_SECONDS = 5.0
 
 
-def wait_or_stop(proc: subprocess.Popen[Any], stop: threading.Event | None, what: str) -> None:
-    """Wait for ``proc``; if ``stop`` is set first, end its whole group (SIGTERM, then SIGKILL
-    after a grace period) and raise AcewatchdError saying ``what`` was interrupted."""
+class ChildStopped(AcewatchdError):
+    """A child was ended before it finished: acewatchd is stopping, or it ran out of time."""
+
+    def __init__(self, message: str, *, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+def wait_or_stop(proc: subprocess.Popen[Any], stop: threading.Event | None, what: str,
+                 timeout: float | None = None) -> None:
+    """Wait for ``proc``; if ``stop`` is set first (or ``timeout`` seconds pass), end its whole
+    group (SIGTERM, then SIGKILL after a grace period) and raise ChildStopped saying why."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         try:
             proc.wait(timeout=0.2)
@@ -25,7 +36,11 @@ def wait_or_stop(proc: subprocess.Popen[Any], stop: threading.Event | None, what
             pass
         if stop is not None and stop.is_set():
             end_group(proc)
-            raise AcewatchdError(f"{what} interrupted (acewatchd is stopping)")
+            raise ChildStopped(f"{what} interrupted (acewatchd is stopping)", timed_out=False)
+        if deadline is not None and time.monotonic() >= deadline:
+            end_group(proc)
+            raise ChildStopped(f"{what} took longer than {timeout:g} s and was stopped",
+                               timed_out=True)
 
 
 def end_group(proc: subprocess.Popen[Any]) -> None:
