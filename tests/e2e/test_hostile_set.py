@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -444,6 +445,32 @@ def test_running_daemon_refuses_on_reload(world: World, case: ConfigCase) -> Non
         world.home.write_config(good)
     wait_until(lambda: not world.reports.config_error(), REPORT_TIMEOUT, 0.2,
                "the good config to be loaded again")
+
+
+def test_a_config_read_all_the_time_is_still_reloaded(world: World) -> None:
+    """Something reading config.toml every moment (`status` in a loop, an editor, a backup)
+    must not keep an edit from being applied: only writes count as changes."""
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            world.home.config.read_bytes()
+            stop.wait(0.05)
+
+    reader = threading.Thread(target=read, name="config-reader")
+    good = world.home.config.read_text("utf-8")
+    reader.start()
+    try:
+        world.home.write_config(_bad_config(world, RELOAD_CASES[0]))
+        error = wait_until(world.reports.config_error, 30, 0.2, "the bad config while read")
+        assert RELOAD_CASES[0].key in str(error)
+        world.home.write_config(good)
+        wait_until(lambda: not world.reports.config_error(), 30, 0.2,
+                   "the good config while read")
+    finally:
+        world.home.write_config(good)
+        stop.set()
+        reader.join()
 
 
 # --------------------------------------------------------------------------- command lines
