@@ -22,6 +22,7 @@ from watchdog.events import (
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
+    FileDeletedEvent,
     FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
@@ -39,6 +40,10 @@ _DIR_EVENTS = (DirCreatedEvent, DirMovedEvent)
 # delete (our own reads of each song, our temp files) and a DirModifiedEvent per create went
 # through watchdog's threads, about 1 s of CPU competing with ingest in a 1,000-file drop.
 _DROP_FILTER: list[type[FileSystemEvent]] = [*_FILE_EVENTS, *_DIR_EVENTS]
+# config.toml: only writes, renames and deletes. Every read of it (`status`, an editor, our own
+# reload) is an open/close-nowrite event too, and each hint restarts the reload's quiet period:
+# a file read every few tenths of a second was never reloaded at all.
+_CONFIG_FILTER: list[type[FileSystemEvent]] = [*_FILE_EVENTS, FileDeletedEvent]
 
 
 def _target(event: FileSystemEvent) -> str:
@@ -99,7 +104,8 @@ class Watcher:
                               event_filter=_DROP_FILTER)
         if self.config_path is not None and self.config_path.parent.is_dir():
             observer.schedule(_ConfigHandler(self.out, self.config_path),
-                              str(self.config_path.parent), recursive=False)
+                              str(self.config_path.parent), recursive=False,
+                              event_filter=_CONFIG_FILTER)
         observer.daemon = True
         observer.start()
         self._observer = observer
