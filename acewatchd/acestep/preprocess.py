@@ -30,7 +30,7 @@ from typing import Any
 from acewatchd.config.schema import Config
 from acewatchd.errors import AcewatchdError
 from acewatchd.util.files import TEMP_PREFIX, atomic_write_text, fsync_dir
-from acewatchd.util.process import wait_or_stop
+from acewatchd.util.process import REGISTRY, registered, wait_or_stop
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ def _run_child(cfg: Config, python: Path, job: Path, stop: threading.Event | Non
                               name="preprocess-output")
     reader.start()
     try:
-        wait_or_stop(proc, stop, "preprocessing")
+        with registered(proc, cfg.paths.state / REGISTRY):
+            wait_or_stop(proc, stop, "preprocessing")
     finally:
         reader.join(timeout=10)
     if proc.returncode != 0:

@@ -16,7 +16,7 @@ from pathlib import Path
 from acewatchd.analysis.schema import AnalysisJob, AnalysisReport, SchemaError, parse_report
 from acewatchd.errors import AcewatchdError
 from acewatchd.util.files import TEMP_PREFIX, atomic_write_text
-from acewatchd.util.process import ChildStopped, wait_or_stop
+from acewatchd.util.process import ChildStopped, registered, wait_or_stop
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ def _wait(proc: subprocess.Popen[str], timeout: float, stop: threading.Event | N
 
 
 def run_analysis(job: AnalysisJob, out: Path, *, timeout: float = DEFAULT_TIMEOUT,
-                 stop: threading.Event | None = None) -> AnalysisReport:
+                 stop: threading.Event | None = None,
+                 registry: Path | None = None) -> AnalysisReport:
     """Analyse ``job`` into ``out`` (analysis.json) and return the checked report; raises
     AnalysisFailed naming the cause (the child's own last words when it failed)."""
     out = Path(out)
@@ -51,7 +52,8 @@ def run_analysis(job: AnalysisJob, out: Path, *, timeout: float = DEFAULT_TIMEOU
             proc = subprocess.Popen(child_command(job_file, out), stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT, text=True,
                                     start_new_session=True)
-            _wait(proc, timeout, stop)
+            with registered(proc, registry):
+                _wait(proc, timeout, stop)
             log.seek(0)
             said = log.read().strip()
     finally:

@@ -51,6 +51,7 @@ from acewatchd.nightly.times import (
     zone_of,
 )
 from acewatchd.runtime import DaemonContext, Server
+from acewatchd.util.process import REGISTRY, end_orphans
 
 __all__ = ["Group", "SchedulerComponent", "WakeDetector", "create_component", "group_datasets",
            "group_key", "inside_window", "next_fire", "next_runs", "present_datasets",
@@ -98,6 +99,7 @@ class SchedulerComponent:
         cfg = self.ctx.config()
         self._mark_stale()
         clear_unfinished(cfg, self.ctx.ledger)  # a render killed mid-way: rows and staging
+        end_orphans(cfg.paths.state / REGISTRY)  # children of a daemon killed with -9
         self._sched = BackgroundScheduler(
             jobstores={"default": MemoryJobStore()},
             executors={"default": ThreadPoolExecutor(1)}, timezone=zone_of(cfg.schedule),

@@ -35,7 +35,7 @@ from acewatchd.nightly.prepare.dataset import build as build_dataset
 from acewatchd.nightly.prepare.staging import SourceSample, collect_samples, stage
 from acewatchd.util.files import TEMP_PREFIX, atomic_write_text
 from acewatchd.util.locks import dataset_lock
-from acewatchd.util.process import wait_or_stop
+from acewatchd.util.process import REGISTRY, registered, wait_or_stop
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,8 @@ class _Prepare:
         with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            wait_or_stop(proc, self.stop, "sanitizing")
+            with registered(proc, self.cfg.paths.state / REGISTRY):
+                wait_or_stop(proc, self.stop, "sanitizing")
             out.seek(0)
             output = out.read()
         if proc.returncode not in (0, 1) or not report.is_file():

@@ -24,6 +24,7 @@ from acewatchd.nightly.forecast import forecast
 from acewatchd.nightly.render.files import write_manifest_and_page
 from acewatchd.outbox.grid import ANALYSIS
 from acewatchd.outbox.manifest import Manifest
+from acewatchd.util.process import REGISTRY
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def analyze(cfg: Config, ledger: Ledger, dataset: str, folder: Path,
            if "base" not in variants else "no LoRA clips" if "lora" not in variants else "")
     if not why:
         try:
-            return run_analysis(job, folder / ANALYSIS)
+            return run_analysis(job, folder / ANALYSIS, registry=cfg.paths.state / REGISTRY)
         except AnalysisFailed as exc:
             why = str(exc)
     manifest.setdefault("notes", []).append(f"no audio analysis: {why}")
