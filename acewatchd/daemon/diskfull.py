@@ -33,12 +33,17 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 def free_bytes(path: Path) -> int | None:
-    """Bytes an unprivileged writer may still use on ``path``'s filesystem (None: unknown)."""
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize
+    """Bytes an unprivileged writer may still use on ``path``'s filesystem (None: unknown).
+    The nearest folder that exists answers for a path not made yet."""
+    for folder in (path, *path.parents):
+        try:
+            st = os.statvfs(folder)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
+    return None
 
 
 class DiskFull:

@@ -4,12 +4,10 @@ once instead of once per file per poll, and catches up by itself when space is f
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from acewatchd.config.load import load_config
 from acewatchd.demo.audiogen import SongTags, make_mp3, write_id3
 from acewatchd.ingest.stubs import caption_text, lyrics_text
 from acewatchd.ingest.tags import read_audio
+from tests.support.disk import fill, small_disk
 from tests.support.home import DATASETS, FAST_WATCH, Home, run_cli
 from tests.support.waiting import wait_until
 
@@ -28,46 +27,20 @@ FULL_WORDS = "no space left on device"
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MB tmpfs; skipped where mounting is not permitted (no root / CAP_SYS_ADMIN)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-                              capture_output=True, text=True, check=False, timeout=30)
-    except FileNotFoundError:
-        pytest.skip("no mount command here to make a small tmpfs")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root or CAP_SYS_ADMIN): "
-                    f"{done.stderr.strip()}")
-    try:
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path / "disk") as mnt:
         yield mnt
-    finally:
-        # The daemon is stopped by now (run_daemon's teardown ran first); lazy as a last resort.
-        if subprocess.run(["umount", str(mnt)], check=False, timeout=30).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=30)
 
 
 @pytest.fixture
-def home(small_disk: Path, tmp_path: Path) -> Home:
+def home(disk: Path, tmp_path: Path) -> Home:
     """The home on the small disk; the log beside it, so that what the daemon says about the
     full disk can be read (on the full disk itself the log would be lost too)."""
-    h = Home(small_disk / "home")
+    h = Home(disk / "home")
     h.root.mkdir()
     logs = tmp_path / "logs"
     h.write_config(FAST_WATCH + DATASETS + f"\n[paths]\nlogs = {json.dumps(str(logs))}\n")
     return h
-
-
-def fill(path: Path) -> None:
-    """Append to ``path`` until the disk is full (big blocks, then small ones for the rest)."""
-    with open(path, "ab", buffering=0) as fh:
-        for block in (b"\0" * 65536, b"\0" * 512):
-            try:
-                while True:
-                    fh.write(block)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
 
 
 def rows(home: Home, sql: str) -> list[sqlite3.Row]:
