@@ -4,10 +4,12 @@ once instead of once per file per poll, and catches up by itself when space is f
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +20,16 @@ from acewatchd.config.load import load_config
 from acewatchd.demo.audiogen import SongTags, make_mp3, write_id3
 from acewatchd.ingest.stubs import caption_text, lyrics_text
 from acewatchd.ingest.tags import read_audio
+from acewatchd.ledger.db import Ledger
+from acewatchd.nightly.render.session import render_run
+from acewatchd.outbox import folders as outbox
+from acewatchd.outbox.notify import RecordingNotifier
+from acewatchd.simulator.harness import running_simulator
+from acewatchd.simulator.lora import fingerprint, write_adapter
 from tests.support.disk import fill, small_disk
 from tests.support.home import DATASETS, FAST_WATCH, Home, run_cli
-from tests.support.waiting import wait_until
+from tests.support.render import DATASET, RUN_NAME, add_training_run, write_config
+from tests.support.waiting import threads_left, wait_until
 
 pytestmark = pytest.mark.slow
 FULL_WORDS = "no space left on device"
@@ -132,3 +141,61 @@ def test_disk_fills_while_the_daemon_runs(home: Home, run_daemon, tmp_path: Path
         assert (ds / f"{audio.stem}.lyrics.txt").read_text("utf-8") == \
             lyrics_text(info, cfg.dataset("kim_kyungho"))
     assert list(home.root.rglob(".acewatchd-tmp-*")) == []
+
+
+
+@pytest.fixture
+def threads_end(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As in test_render.py: gradio_client's heartbeat thread ends up to ~15 s after close."""
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    before = set(threading.enumerate())
+    yield
+    left = threads_left(before, within=40)
+    assert not left, f"threads still running 40 s after the test: {[t.name for t in left]}"
+
+
+@pytest.mark.usefixtures("threads_end")
+def test_render_on_a_full_outbox_keeps_the_runs_already_there(tmp_path: Path) -> None:
+    """The outbox on a disk that is full: the render fails with the outbox path and "No space
+    left on device" in its record and notification, leaves no staging folder, keeps the run
+    already there byte for byte, and the next render, once space is freed, succeeds."""
+    prompts = (f"[datasets.{DATASET}.render]\nscales = []\n"
+               f"[[datasets.{DATASET}.render.prompts]]\n"
+               'name = "one"\ncaption = "{tag}, ballad"\nseed = 1\nduration = 10.0\n')
+    with running_simulator(tmp_path / "acestep") as sim, \
+            small_disk(tmp_path / "home" / "outbox") as mnt:
+        cfg = write_config(tmp_path / "home", sim.root, url=sim.url, extra=prompts)
+        ledger = Ledger(cfg.paths.state)
+        try:
+            add_training_run(cfg, ledger, adapter=False)
+            adapter = sim.root / "lora_output/acewatchd" / DATASET / RUN_NAME / "final/adapter"
+            write_adapter(adapter, r=8, alpha=16, dropout=0.1, fingerprint=fingerprint(tmp_path))
+            notes = RecordingNotifier()
+            first = render_run(cfg, ledger, DATASET, notifier=notes)
+            kept = {p: p.read_bytes() for p in mnt.rglob("*") if p.is_file()}
+            ballast = mnt / "ballast.bin"
+            fill(ballast)
+
+            with pytest.raises(OSError) as raised:
+                render_run(cfg, ledger, DATASET, notifier=notes)
+            assert raised.value.errno == errno.ENOSPC
+            row = ledger.connect().execute("SELECT outcome, message FROM runs WHERE "
+                                           "job='render' ORDER BY id DESC").fetchone()
+            assert row["outcome"] == "failed"
+            assert "No space left on device" in row["message"]
+            assert str(cfg.paths.outbox / DATASET) in row["message"]
+            title, body, failed = notes.sent[-1]
+            assert failed and "render failed" in title and "No space left on device" in body
+            for path, data in kept.items():
+                assert path.read_bytes() == data, path
+            assert sorted(p.name for p in (mnt / DATASET).iterdir()) == sorted(
+                [outbox.LOCK_NAME, first.name])  # no staging folder left behind
+            assert list(mnt.rglob(".acewatchd-tmp-*")) == []
+
+            ballast.unlink()
+            again = render_run(cfg, ledger, DATASET, notifier=notes)
+            assert len(list(again.glob("*.mp3"))) == 2
+            assert sorted(e.name for e in outbox.list_runs(cfg.paths.outbox)) == sorted(
+                [first.name, again.name])
+        finally:
+            ledger.close()
