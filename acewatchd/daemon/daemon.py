@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from acewatchd.config.schema import Config
-from acewatchd.daemon.diskfull import DiskFull, is_disk_full
+from acewatchd.daemon.diskfull import DiskFull
 from acewatchd.daemon.reload import ConfigReloader
 from acewatchd.errors import AcewatchdError
 from acewatchd.ingest.pipeline import Ingestor, walk_drop
@@ -30,7 +30,7 @@ from acewatchd.ledger.files import state_counts
 from acewatchd.log import setup_logging
 from acewatchd.runtime import Component, DaemonContext
 from acewatchd.util.clock import Clock, SystemClock
-from acewatchd.util.files import Abandoned
+from acewatchd.util.files import Abandoned, is_disk_full
 
 logger = logging.getLogger(__name__)
 

@@ -10,26 +10,14 @@ seconds and asks for that scan as soon as some came back, so it catches up witho
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import sqlite3
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 # Free space that counts as "space is back": enough for a batch of stubs and its WAL pages.
 ROOM_BYTES = 256 * 1024
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """ENOSPC/EDQUOT from a write, or SQLite's SQLITE_FULL ("database or disk is full")."""
-    if isinstance(exc, OSError):
-        return exc.errno in FULL_ERRNOS
-    if isinstance(exc, sqlite3.Error):
-        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-    return False
 
 
 def free_bytes(path: Path) -> int | None:

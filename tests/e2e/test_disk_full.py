@@ -96,6 +96,7 @@ def test_disk_fills_while_the_daemon_runs(home: Home, run_daemon, tmp_path: Path
                 - 65536)
     for song in src[3:]:
         shutil.copyfile(song, ds / song.name)
+    (ds / "not a song.mp3").write_text("not audio at all\n", encoding="utf-8")
     fill(ballast2)
 
     wait_until(lambda: log.exists() and FULL_WORDS in log.read_text("utf-8"), 20, 0.2,
@@ -110,6 +111,7 @@ def test_disk_fills_while_the_daemon_runs(home: Home, run_daemon, tmp_path: Path
     for path, data in before.items():
         assert path.read_bytes() == data, path  # nothing already written is lost or cut
     assert stubbed(home) == 3
+    assert rows(home, "SELECT 1 FROM files WHERE state='rejected'") == []
     assert rows(home, "PRAGMA integrity_check")[0][0] == "ok"
     assert list(home.root.rglob(".acewatchd-tmp-*")) == []
     for stub in ds.glob("*.txt"):
@@ -126,6 +128,10 @@ def test_disk_fills_while_the_daemon_runs(home: Home, run_daemon, tmp_path: Path
     ballast.unlink()
     ballast2.unlink()
     wait_until(lambda: stubbed(home) == 8, 20, 0.2, "all songs stubbed once space is back")
+    (bad,) = rows(home, "SELECT state, reason FROM files WHERE relpath='not a song.mp3'")
+    assert bad["state"] == "rejected"
+    assert "space" not in bad["reason"]  # rejected for what it is, not for the full disk
+    assert (home.rejected / "kim_kyungho" / "not a song.mp3.reason.txt").exists()
     records = log_lines(log)
     assert any(r["event"] == "rescan" and r.get("reason") == "disk space freed"
                for r in records)  # caught up by itself, well before the periodic rescan
