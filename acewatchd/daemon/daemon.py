@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from acewatchd.config.schema import Config
+from acewatchd.daemon.diskfull import DiskFull
 from acewatchd.daemon.reload import ConfigReloader
 from acewatchd.errors import AcewatchdError
 from acewatchd.ingest.pipeline import Ingestor, walk_drop
@@ -29,7 +30,7 @@ from acewatchd.ledger.files import state_counts
 from acewatchd.log import setup_logging
 from acewatchd.runtime import Component, DaemonContext
 from acewatchd.util.clock import Clock, SystemClock
-from acewatchd.util.files import Abandoned
+from acewatchd.util.files import Abandoned, is_disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Daemon:
         self.ctx = DaemonContext(config=lambda: self.cfg, ledger=self.ledger, stop=self.stop,
                                  clock=self.clock, request_rescan=self.request_rescan)
         self.components: list[Component] = []
+        self.disk = DiskFull()
         self._rescan_reason: str | None = "start-up"
         self._next_rescan = 0.0
         self._next_supervise = 0.0
@@ -70,8 +72,11 @@ class Daemon:
             while not self.stop.is_set():
                 try:
                     self.step()
-                except Exception:  # e.g. the ledger locked too long: log, breathe, go on
-                    logger.exception("daemon loop error; continuing")
+                except Exception as exc:  # e.g. the ledger locked too long: log, breathe, go on
+                    if is_disk_full(exc):  # said once; the rescan retries what it stopped
+                        self.disk.hit(exc, self.ledger.path)
+                    else:
+                        logger.exception("daemon loop error; continuing")
                     self.stop.wait(1.0)
         finally:
             self.close()
@@ -190,17 +195,29 @@ class Daemon:
                 logger.info("stopped mid-batch; its files are taken up at the next start",
                             extra={"files": len(chunk), "detail": str(exc)})
                 return
-            except sqlite3.Error:
+            except Exception as exc:
+                if is_disk_full(exc):
+                    # Not retried at each poll (that would hash every file again and again on
+                    # a full disk): the rescan takes them up once space is back.
+                    self.disk.hit(exc, self.ledger.path if isinstance(exc, sqlite3.Error)
+                                  else chunk[0].parent)
+                    return
+                if not isinstance(exc, sqlite3.Error):
+                    raise
                 logger.exception("ledger write failed; the files are retried")
                 for path in chunk:
                     self.settler.add(path)
+            else:
+                self.disk.cleared()
 
     def _ingest_chunk(self, chunk: list[Path]) -> None:
         try:
             self.ingestor.process_many(chunk)
         except (sqlite3.Error, Abandoned):
             raise
-        except Exception:  # a bug with one file must not stop the others: one by one
+        except Exception as exc:  # a bug with one file must not stop the others: one by one
+            if is_disk_full(exc):
+                raise  # not a problem of one file: the whole batch waits for space
             logger.exception("batch ingest failed; retrying file by file")
             for path in chunk:
                 try:
@@ -208,6 +225,8 @@ class Daemon:
                 except Abandoned:
                     raise
                 except Exception as exc:
+                    if is_disk_full(exc):
+                        raise
                     logger.exception("ingest failed", extra={"path": str(path)})
                     self.ingestor.writer.event("error", f"{path.name}: ingest failed: {exc}")
 
@@ -225,6 +244,8 @@ class Daemon:
         if abs(offset - self._offset) > 30:  # wall clock jumped: the machine slept
             self._rescan_reason = "wake"
         self._offset = offset
+        if self.disk.room_again():
+            self._rescan_reason = "disk space freed"
         self.reloader.poll()
         if not self.watcher.healthy():
             logger.warning("watcher unhealthy; rebuilding",

@@ -44,7 +44,7 @@ from acewatchd.ledger import files as ledger_files
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.db import Ledger
 from acewatchd.ledger.files import FileRow, FileState
-from acewatchd.util.files import sha256_file
+from acewatchd.util.files import is_disk_full, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +187,8 @@ class Ingestor:
                 self._set_state(dataset, relpath, "gone")
                 return "gone"
             except OSError as exc:  # one bad file never stops the pass for the others
+                if is_disk_full(exc):
+                    raise  # the disk's problem, not the file's: the batch waits for space
                 return self._reject(path, dataset, relpath, None, None,
                                     f"it {UNREADABLE} ({exc.strerror or exc})", copy=False)
 

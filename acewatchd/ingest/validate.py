@@ -28,6 +28,7 @@ from acewatchd.util.files import (
     atomic_write_text,
     fsync_dir,
     full_fsync,
+    is_disk_full,
     open_regular,
 )
 
@@ -130,6 +131,8 @@ def reject(path: Path, rejected_dir: Path, relpath: str, reason: str, *, copy: b
         try:
             _atomic_copy(path, dest)
         except OSError as exc:
+            if is_disk_full(exc):
+                raise  # the rejection waits for space, then is made whole (copy and reason)
             reason = f"{reason.rstrip('.')} (and copying it failed: {exc.strerror or exc})."
     reason_file = dest.with_name(_reason_name(dest.name))
     sentence = f"{Path(relpath).name} was rejected because {reason.rstrip('.')}.\n"
@@ -174,9 +177,13 @@ def _atomic_copy(src: Path, dest: Path) -> None:
     tmp = dest.with_name(f"{TEMP_PREFIX}{dest.name}")
     # O_NOFOLLOW: the drop-folder path is data; never read through a link swapped in late.
     fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as fin, open(tmp, "wb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-        fout.flush()
-        full_fsync(fout.fileno())
-    os.replace(tmp, dest)
+    try:
+        with os.fdopen(fd, "rb") as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            full_fsync(fout.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a half copy behind
+        raise
     fsync_dir(dest.parent)

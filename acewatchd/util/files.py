@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import itertools
 import os
+import sqlite3
 import stat
 import sys
 import tempfile
@@ -239,6 +240,19 @@ def sha256_file(path: Path, *, follow: bool = True, limit: int | None = None,
                 raise Abandoned(f"{path}: stopped while hashing it")
             digest.update(chunk)
     return digest.hexdigest()
+
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from a write, or SQLite's SQLITE_FULL ("database or disk is full"):
+    a condition of the disk, never a verdict on the file being written."""
+    if isinstance(exc, OSError):
+        return exc.errno in FULL_ERRNOS
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return False
 
 
 def is_own_temp(name: str) -> bool:
