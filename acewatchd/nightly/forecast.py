@@ -12,6 +12,7 @@ and ``now``; `status`, the outbox page and the notification show ``Forecast.sent
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -162,21 +163,20 @@ def _checkpoint(epoch: int, save_every: int) -> int:
 
 
 def _windows(sched: Schedule, now: datetime, running: bool
-             ) -> list[tuple[datetime, datetime, bool]]:
-    """The training windows ahead: tonight's rest first when a session runs now."""
-    out: list[tuple[datetime, datetime, bool]] = []
+             ) -> Iterator[tuple[datetime, datetime, bool]]:
+    """The training windows ahead, lazily (most runs finish within a few): tonight's rest
+    first when a session runs now."""
     cursor = now
     if running:
         fire = previous_fire(sched, now)
         end = window_end_for(sched, fire) if fire else now
         if end > now:
-            out.append((now, end, True))
+            yield now, end, True
             cursor = end
     for _ in range(_MAX_NIGHTS_AHEAD):
         fire = next_fire(sched, cursor + timedelta(seconds=1))
         if fire is None:
-            break
+            return
         end = window_end_for(sched, fire)
-        out.append((fire, end, False))
+        yield fire, end, False
         cursor = end
-    return out
