@@ -9,6 +9,7 @@ the staging folder; nothing waits a guessed time.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -77,12 +78,22 @@ def _kill_while_training(home: ChainHome) -> int:
     return int(row["last"])
 
 
+# The grid's first generation call with an adapter loaded ("rendering final@1 call 1/2 ...";
+# the base model's column renders last).
+LORA_CALL = re.compile(r"rendering (?!base )\S+ call 1/")
+
+
+def _lora_clips(staging: Path) -> list[Path]:
+    """Clips of an adapter column in a staging folder (NN_<column>_<prompt>.<ext>)."""
+    return [p for p in staging.glob("[0-9][0-9]_*") if not p.name[3:].startswith("base_")]
+
+
 def _kill_while_rendering(home: ChainHome) -> None:
     proc = home.start()
     offset = home.log_size()
-    home.wait("a generation call with the LoRA", lambda: "rendering lora call 1/"
-              in home.log_since(offset), PHASE_TIMEOUT, proc, interval=0.05)
-    assert not any(list(s.glob("*_lora_*")) for s in home.staging()), "clips before the kill"
+    home.wait("a generation call with a LoRA", lambda: LORA_CALL.search(
+        home.log_since(offset)), PHASE_TIMEOUT, proc, interval=0.05)
+    assert not any(_lora_clips(s) for s in home.staging()), "clips before the kill"
     home.kill9(proc)
 
 
@@ -92,7 +103,7 @@ def _kill_while_writing_the_outbox(home: ChainHome) -> None:
     # The daemon clears a killed render's staging folder at start-up, before any render of its
     # own: so once its render row is open, a staging folder holding clips is its own.
     home.wait("clips in the outbox staging folder", lambda: _newest(home, "render") > before
-              and any(list(s.glob("*_lora_*")) for s in home.staging()), PHASE_TIMEOUT, proc,
+              and any(_lora_clips(s) for s in home.staging()), PHASE_TIMEOUT, proc,
               interval=0.05)
     assert not home.outbox_runs()
     home.kill9(proc)
