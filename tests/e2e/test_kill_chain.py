@@ -9,6 +9,7 @@ the staging folder; nothing waits a guessed time.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -153,7 +154,12 @@ def _finish_training(home: ChainHome) -> subprocess.Popen[bytes]:
 def _check_outbox(home: ChainHome, run: Path) -> None:
     assert home.outbox_runs() == [run] and home.staging() == []
     assert (run / "index.html").is_file() and (run / "samples.json").is_file()
-    assert len(list(run.glob("*_lora_*"))) == 2 and len(list(run.glob("*_base_*"))) == 2
+    manifest = json.loads((run / "samples.json").read_text(encoding="utf-8"))
+    adapters = [c for c in manifest["columns"] if c["checkpoint"] != "base"]
+    prompts = len(manifest["clips"])
+    assert prompts == 2 and adapters, manifest["columns"]
+    assert len(_lora_clips(run)) == prompts * len(adapters)   # every clip of the grid
+    assert len(list(run.glob("[0-9][0-9]_base_*"))) == prompts
     leftovers = [p for p in (home.path / "outbox").rglob(".acewatchd-*")
                  if p.name.startswith((".acewatchd-staging-", ".acewatchd-deleting-"))]
     assert leftovers == []
