@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from acewatchd.ingest.stubs import caption_text, lyrics_text
 from acewatchd.ingest.tags import read_audio
 from acewatchd.util.files import sha256_file
 from tests.support.home import Home
+from tests.support.home import ledger_rows as rows
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -41,15 +41,6 @@ def make_corpus(tmp_path: Path) -> list[Path]:
         bad.write_text("not audio at all\n" * (i + 1), encoding="utf-8")
         out.append(bad)
     return out
-
-
-def rows(home: Home, sql: str) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(home.state / "ledger.sqlite3", timeout=10)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def test_kill_nine_during_ingest(home: Home, run_daemon, tmp_path: Path) -> None:

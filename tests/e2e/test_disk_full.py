@@ -8,7 +8,6 @@ import errno
 import json
 import os
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from acewatchd.simulator.harness import running_simulator
 from acewatchd.simulator.lora import fingerprint, write_adapter
 from tests.support.disk import fill, small_disk
 from tests.support.home import DATASETS, FAST_WATCH, Home, run_cli
+from tests.support.home import ledger_rows as rows
 from tests.support.render import DATASET, RUN_NAME, add_training_run, write_config
 from tests.support.waiting import threads_left, wait_until
 
@@ -50,15 +50,6 @@ def home(disk: Path, tmp_path: Path) -> Home:
     logs = tmp_path / "logs"
     h.write_config(FAST_WATCH + DATASETS + f"\n[paths]\nlogs = {json.dumps(str(logs))}\n")
     return h
-
-
-def rows(home: Home, sql: str) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(home.state / "ledger.sqlite3", timeout=10)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def stubbed(home: Home) -> int:

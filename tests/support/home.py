@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -106,3 +107,13 @@ def lock_pid(home: Home) -> int | None:
         return int((home.state / "acewatchd.lock").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def ledger_rows(home: Home, sql: str) -> list[sqlite3.Row]:
+    """A query over the home's ledger (a test's look at what the daemon recorded)."""
+    conn = sqlite3.connect(home.state / "ledger.sqlite3", timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
