@@ -4,6 +4,7 @@ the GPU tier's limits, enforced by the served components as Gradio does."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from acewatchd.acestep import versions
+from acewatchd.simulator.generate import pitch
 from acewatchd.simulator.harness import SimHandle
 from tests.simulator.sim import V1, V2, S, client
 
@@ -61,3 +63,14 @@ def test_large_tier_bounds(sim_for: Callable[..., SimHandle]) -> None:
         with pytest.raises(Exception, match="Value 601 is greater than maximum value 600"):
             c.predict(**generation_args(V2, **{"Audio Duration (seconds)": 601}),
                       api_name="/generation_wrapper")
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.8, 1.0])
+def test_a_hand_written_adapter_always_moves_the_tone_past_the_no_effect_threshold(
+        scale: float) -> None:
+    # Which fingerprint an adapter gets depends on the test's temporary folder; the rise it
+    # causes must never fall inside the analysis' no-effect threshold (~2.2 semitones).
+    for n in range(200):
+        fp = f"{n * 2654435761 % 2**32:08x}"
+        base, lora = pitch("calm", n, "", 0.0), pitch("calm", n, fp, scale)
+        assert 12 * math.log2(lora / base) >= 6 * scale - 0.01
