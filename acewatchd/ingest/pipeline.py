@@ -27,10 +27,10 @@ from acewatchd.ingest.settle import Signature, signature
 from acewatchd.ingest.stubs import (
     KINDS,
     StubJob,
+    StubPipe,
     caption_text,
     lyrics_text,
     stub_path,
-    write_stubs_many,
 )
 from acewatchd.ingest.validate import (
     COPY_LIMIT,
@@ -141,29 +141,39 @@ class Ingestor:
         return self.process_many([path])[0]
 
     def process_many(self, paths: list[Path]) -> list[str]:
-        """Validate each file, then write all their stubs in one go (one concurrent fsync
-        round instead of two fsyncs per song), then record them stubbed. Call inside
+        """Validate each file and write its stubs, then record them stubbed. A song's stubs
+        are written (created and fsync'd on a few threads) while the next songs are parsed
+        and hashed, and linked once the batch is prepared. Call inside
         ``self.writer.batch()`` to make the ledger writes one transaction as well."""
         states: list[str] = []
         ready: list[_Ready] = []
-        for path in paths:
-            result = self._prepare(path)
-            states.append(result if isinstance(result, str) else "stubbed")
-            if not isinstance(result, str):
+        slot: dict[int, int] = {}  # id(ready) -> its index in the pipe's outcomes
+        with StubPipe(self.writer, threads=len(paths) > 1) as pipe:
+            changed: list[_Ready] = []
+            for path in paths:
+                result = self._prepare(path)
+                states.append(result if isinstance(result, str) else "stubbed")
+                if isinstance(result, str):
+                    continue
                 ready.append(result)
-        # A moved or replaced song's stubs are carried or refreshed first, so that only the
-        # ones still missing are written below.
-        warnings = [self._carry(r) for r in ready]
-        outcomes = write_stubs_many(self.writer, [r.job for r in ready])
-        for r, outcome, notes in zip(ready, outcomes, warnings, strict=True):
+                if result.changes:
+                    changed.append(result)  # its stubs may be carried: after the others
+                else:
+                    slot[id(result)] = pipe.submit(result.job)
+            # A moved or replaced song's stubs are carried or refreshed before any stub of
+            # the batch is linked, so that only the ones still missing are written.
+            warnings = {id(r): self._carry(r) for r in changed}
+            slot.update((id(r), pipe.submit(r.job)) for r in changed)
+            outcomes = pipe.finish()
+        for r in ready:
             job = r.job
             with structlog.contextvars.bound_contextvars(dataset=job.dataset, file=job.relpath,
                                                          sha=(r.sha or "")[:12]):
                 self._upsert(job.dataset, job.relpath, state="stubbed", sig=r.sig, sha=r.sha,
                              duration=r.duration)
                 songchange.settle_problems(self.writer, self.config(), job.dataset,
-                                           job.relpath, notes)
-                logger.info("stubbed", extra={"stubs": outcome,
+                                           job.relpath, warnings.get(id(r), []))
+                logger.info("stubbed", extra={"stubs": outcomes[slot[id(r)]],
                                               "duration": round(r.duration, 2)})
         return states
 

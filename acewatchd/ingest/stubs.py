@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import string
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,58 +106,96 @@ class StubJob:
 
 def write_stubs(writer: Writer, dataset: str, relpath: str, audio: Path,
                 texts: dict[str, str]) -> dict[str, str]:
-    return write_stubs_many(writer, [StubJob(dataset, relpath, audio, texts)])[0]
+    """One song's missing stubs; kind -> 'written' | 'ours' | 'user' (see ``StubPipe``)."""
+    with StubPipe(writer, threads=False) as pipe:
+        pipe.submit(StubJob(dataset, relpath, audio, texts))
+        return pipe.finish()[0]
 
 
-def write_stubs_many(writer: Writer, jobs: list[StubJob]) -> list[dict[str, str]]:
-    """Write each missing stub; per job kind -> 'written' | 'ours' | 'user'. Safe to repeat
-    after a kill -9 at any point: an existing stub equal to what we would write is ours.
-    All temp files are fsync'd together (concurrent fsyncs share journal commits) before any
-    is linked into place. The fsyncs are plain: the writer's barrier at the batch's end (or
-    right after the link, outside a batch) flushes the drive cache once, on macOS."""
-    outcomes: list[dict[str, str]] = [{} for _ in jobs]
-    todo: list[tuple[int, str, Path, bytes]] = []  # job, kind, stub path, data
-    for index, job in enumerate(jobs):
-        for kind, text in job.texts.items():
-            path, data = stub_path(job.audio, kind), text.encode("utf-8")
-            if os.path.lexists(path):
-                outcomes[index][kind] = _existing(writer, job, kind, path, sha256_bytes(data))
-            else:
-                todo.append((index, kind, path, data))
-    temps: list[tuple[int, str]] = []  # (fd, path): closed and unlinked whatever happens
-    try:
-        _create_and_sync(todo, temps)
-        for (index, kind, path, data), (fd, tmp) in zip(todo, temps, strict=True):
-            outcomes[index][kind] = _link(writer, jobs[index], kind, path, fd, tmp,
-                                          sha256_bytes(data))
-    finally:
-        for fd, tmp in temps:
+class StubPipe:
+    """The stubs of a batch of songs, written while the batch's next songs are still being
+    parsed and hashed: ``submit`` hands a song's missing stubs to a few threads at once
+    (create the temp file, fsync it), ``finish`` links them under their names in submission
+    order and records them. Per job the outcome is kind -> 'written' | 'ours' | 'user'.
+
+    Safe to repeat after a kill -9 at any point: an existing stub equal to what we would
+    write is ours. A stub is linked only after its content is fsync'd; the fsyncs are plain,
+    and the writer's barrier at the batch's end (or right after the link, outside a batch)
+    flushes the drive cache once, on macOS. Leaving the ``with`` block, however it is left,
+    closes every temp file and removes those not linked."""
+
+    def __init__(self, writer: Writer, *, threads: bool = True) -> None:
+        self.writer = writer
+        self._jobs: list[StubJob] = []
+        self._outcomes: list[dict[str, str]] = []
+        self._todo: list[tuple[int, str, Path, bytes, Future[tuple[int, str]]]] = []
+        # A single song: threads would cost more than they save.
+        self._pool = (ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="stub-io")
+                      if threads else None)
+
+    def __enter__(self) -> StubPipe:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        for *_, future in self._todo:
+            if future.cancelled() or future.exception() is not None:
+                continue
+            fd, tmp = future.result()
             os.close(fd)
             if tmp:
                 _unlink(tmp)  # a linked one lives on under its stub name
-    return outcomes
 
+    def submit(self, job: StubJob) -> int:
+        """Start writing the job's missing stubs; returns its index in ``finish``'s list."""
+        index = len(self._jobs)
+        self._jobs.append(job)
+        self._outcomes.append({})
+        for kind, text in job.texts.items():
+            path, data = stub_path(job.audio, kind), text.encode("utf-8")
+            if os.path.lexists(path):
+                self._outcomes[index][kind] = _existing(self.writer, job, kind, path,
+                                                        sha256_bytes(data))
+            else:
+                self._todo.append((index, kind, path, data, self._start(path.parent, data)))
+        return index
 
-def _create_and_sync(todo: list[tuple[int, str, Path, bytes]],
-                     temps: list[tuple[int, str]]) -> None:
-    """Create the temp files on a few threads, then fsync them all through the same fds.
-    Creating an inode is kernel time (0.1-0.8 ms each on the CI VM's ext4) serialised per
-    folder but not across folders, so a drop into several datasets uses both cores."""
-    if len(todo) <= 2:  # a single song: threads would cost more than they save
-        for *_, path, data in todo:
-            temps.append(create_temp(path.parent, data))
-        for fd, _ in temps:
-            os.fsync(fd)
-        return
-    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="stub-io") as pool:
-        futures = [pool.submit(create_temp, path.parent, data) for *_, path, data in todo]
+    def finish(self) -> list[dict[str, str]]:
+        """Link every stub submitted (each once its temp file is fsync'd) and record it."""
+        for index, kind, path, data, future in self._todo:
+            if kind in self._outcomes[index]:
+                continue  # linked by an earlier finish()
+            fd, tmp = future.result()
+            self._outcomes[index][kind] = _link(self.writer, self._jobs[index], kind, path,
+                                                fd, tmp, sha256_bytes(data))
+        return self._outcomes
+
+    def _start(self, folder: Path, data: bytes) -> Future[tuple[int, str]]:
+        if self._pool is not None:
+            # Creating an inode is kernel time (0.1-0.8 ms each on the CI VM's ext4),
+            # serialised per folder but not across folders, and fsyncs in flight together
+            # share journal commits: both overlap the next songs' parsing and hashing.
+            return self._pool.submit(_synced_temp, folder, data)
+        done: Future[tuple[int, str]] = Future()
         try:
-            for future in futures:
-                temps.append(future.result())
-        finally:  # an error: still collect the files the other workers made, to remove them
-            temps.extend(f.result() for f in futures[len(temps) + 1:]
-                         if f.exception() is None)
-        list(pool.map(os.fsync, [fd for fd, _ in temps]))
+            done.set_result(_synced_temp(folder, data))
+        except BaseException as exc:
+            done.set_exception(exc)
+            raise
+        return done
+
+
+def _synced_temp(folder: Path, data: bytes) -> tuple[int, str]:
+    fd, tmp = create_temp(folder, data)
+    try:
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        if tmp:
+            _unlink(tmp)
+        raise
+    return fd, tmp
 
 
 def _existing(writer: Writer, job: StubJob, kind: str, path: Path, digest: str) -> str:

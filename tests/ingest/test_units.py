@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from acewatchd.config.load import parse_config
 from acewatchd.config.schema import Dataset, Watch
 from acewatchd.demo.audiogen import SongTags, make_mp3
-from acewatchd.ingest.pipeline import Ingestor, ignored_name, locate
+from acewatchd.ingest.pipeline import ignored_name, locate
 from acewatchd.ingest.settle import Settler
 from acewatchd.ingest.stubs import caption_text, lyrics_text, stub_path, write_stubs
 from acewatchd.ingest.tags import AudioInfo, read_audio
 from acewatchd.ledger.batch import Writer
-from acewatchd.ledger.db import Ledger
 from acewatchd.util.files import sha256_file
 from tests.support.clock import FakeClock
+from tests.support.ingest import ingestor
 
 KOREAN = SongTags(title="사랑했지만", artist="김경호", album="3집", genre="Rock",
                   year="1996-03-01", bpm="76", key="A minor", lyrics="어느새 나는\n그대 곁에")
@@ -144,14 +143,8 @@ def test_settle_vanished_and_ceiling(tmp_path: Path, clock: FakeClock) -> None:
     assert gave_up == [growing] and len(s) == 0
 
 
-def _ingestor(tmp_path: Path, extra: str = "") -> tuple[Ingestor, Ledger, Path]:
-    cfg = parse_config(extra, tmp_path / "config.toml")
-    ledger = Ledger(cfg.paths.state)
-    return Ingestor(ledger, lambda: cfg), ledger, cfg.paths.drop
-
-
 def test_write_stubs_never_clobbers_and_recovers_after_kill(tmp_path: Path) -> None:
-    _, ledger, drop = _ingestor(tmp_path)
+    _, ledger, drop = ingestor(tmp_path)
     audio = drop / "d" / "a.mp3"
     audio.parent.mkdir(parents=True)
     audio.write_bytes(b"")
@@ -168,7 +161,7 @@ def test_write_stubs_never_clobbers_and_recovers_after_kill(tmp_path: Path) -> N
 
 
 def test_pipeline_idempotent_and_nfd_names(tmp_path: Path) -> None:
-    ing, ledger, drop = _ingestor(tmp_path, '[datasets.kim]\ntag = "kim"\n')
+    ing, ledger, drop = ingestor(tmp_path, '[datasets.kim]\ntag = "kim"\n')
     nfd = unicodedata.normalize("NFD", "노래.mp3")
     audio = make_mp3(drop / "kim" / nfd, seconds=6, tags=KOREAN)
     assert ing.process(audio) == "stubbed"

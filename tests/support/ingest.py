@@ -6,7 +6,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from acewatchd.config.load import parse_config
 from acewatchd.daemon.daemon import Daemon
+from acewatchd.ingest.pipeline import Ingestor
+from acewatchd.ledger.db import Ledger
 from tests.support.home import Home
 
 
@@ -26,3 +29,10 @@ def state(d: Daemon, dataset: str, relpath: str) -> str | None:
 
 def reason_file(home: Home, dataset: str, name: str) -> Path:
     return home.rejected / dataset / f"{name}.reason.txt"
+
+
+def ingestor(tmp_path: Path, extra: str = "") -> tuple[Ingestor, Ledger, Path]:
+    """An Ingestor over a fresh home under ``tmp_path`` (config text ``extra``); its drop."""
+    cfg = parse_config(extra, tmp_path / "config.toml")
+    ledger = Ledger(cfg.paths.state)
+    return Ingestor(ledger, lambda: cfg), ledger, cfg.paths.drop
