@@ -22,6 +22,7 @@ from pathlib import Path
 
 from acewatchd.acestep import layout
 from acewatchd.config.schema import Config
+from acewatchd.ingest.formats import FORMATS, mislabelled, sniff_file
 from acewatchd.ledger.db import Ledger
 from acewatchd.ledger.files import FileRow, stubbed_files
 from acewatchd.util.files import TEMP_PREFIX, fsync_dir, read_regular
@@ -43,6 +44,7 @@ class SourceSample:
     caption: str
     lyrics: str
     duration: float | None
+    content: str = ""  # the format its bytes hold when its name says another (formats.py)
 
     @property
     def stem(self) -> str:
@@ -54,6 +56,10 @@ class SourceSample:
 
     @property
     def ext(self) -> str:
+        """The staged file's extension: the content's (an M4A saved as .mp3 is staged .m4a,
+        so ACE-Step's decoder is not misled by the name), else the name's."""
+        if self.content:
+            return f".{FORMATS[self.content].ext}"
         return self.source.suffix.lower() or ".mp3"
 
 
@@ -89,7 +95,14 @@ def _sample(drop: Path, row: FileRow, sha256: str) -> SourceSample:
         raise SkipSample("changed since it was checked; it is used after the next scan")
     return SourceSample(row.dataset, row.relpath, sha256, source,
                         read_sidecar(drop, source, "caption"), read_sidecar(drop, source, "lyrics"),
-                        row.duration)
+                        row.duration, _content(source))
+
+
+def _content(source: Path) -> str:
+    try:
+        return mislabelled(source.name, sniff_file(source, follow=False))
+    except OSError as exc:
+        raise SkipSample(f"cannot be read ({exc.strerror or exc})") from None
 
 
 def safe_path(base: Path, relpath: str) -> Path:

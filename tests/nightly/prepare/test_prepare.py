@@ -468,3 +468,22 @@ def test_a_hangul_dataset_in_an_nfd_folder_is_staged_under_its_safe_name(ph: PHo
     assert [p.name for p in root.iterdir()] == [safe_name(name)]
     doc = read_dataset_json(root / safe_name(name) / "dataset.json")
     assert doc["metadata"]["name"] == name and doc["samples"][0]["caption"] == "ballad"
+
+
+def test_a_song_whose_content_is_another_format_is_staged_under_the_contents_extension(
+        ph: PHome) -> None:
+    from acewatchd.nightly.prepare import staging
+    from tests.support.audiofiles import make_audio
+
+    make_audio(ph.drop / "itunes.mp3", "m4a")  # an M4A under an mp3 name
+    make_mp3(ph.drop / "plain.mp3", seconds=6, freq=515)
+    for name in ("itunes", "plain"):
+        (ph.drop / f"{name}.caption.txt").write_text("ballad\n", "utf-8")
+        (ph.drop / f"{name}.lyrics.txt").write_text("[Instrumental]\n", "utf-8")
+        ph.record(f"{name}.mp3")
+    samples, problems = staging.collect_samples(ph.cfg, ph.ledger, DS)
+    assert problems == []
+    staged = {s.relpath: p for s, p in zip(samples, staging.stage(ph.cfg, DS, samples),
+                                            strict=True)}
+    assert staged["itunes.mp3"].suffix == ".m4a" and staged["plain.mp3"].suffix == ".mp3"
+    assert sha256_file(staged["itunes.mp3"]) == sha256_file(ph.drop / "itunes.mp3")
