@@ -11,6 +11,7 @@ What is rendered is planned in plan.py; what is written, in files.py.
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from acewatchd.outbox import folders as outbox
 from acewatchd.outbox.manifest import Manifest
 from acewatchd.outbox.notify import Notifier, build_notifier
 from acewatchd.runtime import Server
+from acewatchd.util.files import is_disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -158,9 +160,10 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
         folder, manifest, report = _render_locked(cfg, ledger, dataset, train, grid, server,
                                           client_factory, render_id)
     except Exception as exc:
-        rf.finish_record(ledger, render_id, Outcome.FAILED, str(exc))
-        ledger.record_event("error", f"rendering samples failed: {exc}", dataset, "render")
-        notifier.notify(f"acewatchd: render failed · {dataset}", str(exc), failed=True)
+        message = failure_message(cfg, dataset, exc)
+        rf.finish_record(ledger, render_id, Outcome.FAILED, message)
+        ledger.record_event("error", f"rendering samples failed: {message}", dataset, "render")
+        notifier.notify(f"acewatchd: render failed · {dataset}", message, failed=True)
         raise
     except BaseException:
         rf.finish_record(ledger, render_id, Outcome.INTERRUPTED, "stopped before it finished")
@@ -185,6 +188,22 @@ def render_run(cfg: Config, ledger: Ledger, dataset: str, *, run_id: int | None 
     notifier.notify(f"acewatchd: {title} · {dataset}",
                     f"{summary}{forecast} — outbox/{dataset}/{folder.name}", failed=bool(alarm))
     return folder
+
+
+def failure_message(cfg: Config, dataset: str, exc: Exception) -> str:
+    """What the user is told of a failed render. A full disk names the folder, not the temp
+    file it hit (the run's staging folder is gone by the time anyone reads this)."""
+    if not is_disk_full(exc):
+        return str(exc)
+    # A failed copy names its source first and the file it was writing second.
+    hit = Path(str(getattr(exc, "filename2", "") or getattr(exc, "filename", "")
+                   or cfg.paths.outbox))
+    outbox_dir = cfg.paths.outbox
+    where = (f"the outbox ({outbox_dir})" if hit.is_relative_to(outbox_dir)
+             else f"{hit.parent}")
+    return (f"no space left on the disk holding {where}: free some space (or lower "
+            f"[outbox] keep_runs); the render runs again at the next nightly window, or now "
+            f"with `acewatchd render {shlex.quote(dataset)}`")
 
 
 def _render_locked(cfg: Config, ledger: Ledger, dataset: str, train: RunRow,
