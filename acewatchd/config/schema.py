@@ -227,6 +227,9 @@ class Render:
         "measure the grid: each LoRA clip against its base clip (the \"no audible effect\""
         " alarm) and against your songs (which checkpoint is closest, which may be copying"
         " one); see docs/analysis.md"))
+    no_effect_db: float = field(default=2.0, metadata=_meta(
+        "a LoRA clip this close to its base clip (log-mel distance in dB) counts as \"no"
+        " audible effect\"; calibrated in docs/analysis.md", 0.1, 30.0))
     max_minutes: float = field(default=90.0, metadata=_meta(
         "render time budget per run; when the grid would take longer at the measured speed,"
         " the oldest checkpoints are left out (the page and the log say which)", 1, 1440))

@@ -47,7 +47,8 @@ def training_songs(cfg: Config, ledger: Ledger, dataset: str) -> list[TrainingSo
     return songs
 
 
-def build_job(manifest: Manifest, folder: Path, songs: list[TrainingSong]) -> AnalysisJob:
+def build_job(manifest: Manifest, folder: Path, songs: list[TrainingSong],
+              threshold: float | None = None) -> AnalysisJob:
     columns = {c["key"]: c for c in manifest.get("columns", [])}
     clips: list[ClipJob] = []
     for clip in manifest["clips"]:
@@ -60,13 +61,14 @@ def build_job(manifest: Manifest, folder: Path, songs: list[TrainingSong]) -> An
                           "seed": clip["seed"], "variant": "base" if base else "lora",
                           "checkpoint": column["checkpoint"], "epoch": column["epoch"],
                           "scale": column["scale"], "path": str(folder / str(render["file"]))})
-    return {"training": songs, "clips": clips, "threshold": None}
+    return {"training": songs, "clips": clips, "threshold": threshold}
 
 
 def analyze(cfg: Config, ledger: Ledger, dataset: str, folder: Path,
             manifest: Manifest) -> AnalysisReport | None:
     """Write ``folder``/analysis.json; None (with a note on the page) when it cannot be made."""
-    job = build_job(manifest, folder, training_songs(cfg, ledger, dataset))
+    job = build_job(manifest, folder, training_songs(cfg, ledger, dataset),
+                    cfg.render_for(dataset).no_effect_db)
     variants = {c["variant"] for c in job["clips"]}
     why = ("no base clips to compare with ([render] compare_base = false)"
            if "base" not in variants else "no LoRA clips" if "lora" not in variants else "")

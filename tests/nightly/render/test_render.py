@@ -331,3 +331,15 @@ def test_start_up_clears_a_killed_render_but_not_a_running_one(home) -> None:
     assert states == {"killed": "interrupted", "busy": "running"}
     assert [p.name for p in (cfg.paths.outbox / "killed").iterdir()] == [outbox.LOCK_NAME]
     assert len(list((cfg.paths.outbox / "busy").iterdir())) == 2
+
+
+def test_the_datasets_no_effect_threshold_reaches_the_analysis(home, tmp_path: Path) -> None:
+    cfg, ledger = _setup(home, extra=ONE_COLUMN + "no_effect_db = 7.5\n" +
+                         PROMPTS_SAME_TEXT.replace("[[render", f"[[datasets.{DATASET}.render"))
+    add_training_run(cfg, ledger)
+    client = FakeClient(sample_mp3(tmp_path))
+    folder = render_run(cfg, ledger, DATASET, server=FakeServer(), notifier=RecordingNotifier(),
+                        client_factory=lambda *a: client)
+    analysis = json.loads((folder / "analysis.json").read_text(encoding="utf-8"))
+    assert analysis["no_effect_threshold"] == 7.5
+    assert "7.5 dB" in (folder / "index.html").read_text(encoding="utf-8")
