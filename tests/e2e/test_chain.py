@@ -10,12 +10,8 @@ Also: SIGTERM in the middle of a training ends the daemon cleanly (exit 0 within
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,121 +21,17 @@ import tomli_w
 
 from acewatchd.acestep import serverproc
 from acewatchd.acestep.versions import V1, V2
-from acewatchd.demo.audiogen import SongTags, make_mp3
-from acewatchd.demo.demo import DATASETS, demo_config
-from acewatchd.simulator.harness import free_port
-from acewatchd.util.locks import holder_pid
+from tests.support.chain import DATASET, ChainHome  # DATASET: Korean tag and titles
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
-DATASET = DATASETS[0]  # Korean tag and titles
-
-
-class Home:
-    def __init__(self, path: Path, speed: float, version: str | None = None,
-                 **schedule: Any) -> None:
-        self.path = path
-        self.port = free_port()
-        table = demo_config(path, self.port, speed=speed, datasets=(DATASET,), version=version)
-        table["schedule"].update(schedule)  # type: ignore[union-attr]
-        Path(table["acestep"]["root"]).mkdir(parents=True)  # type: ignore[index]
-        self.config = path / "config.toml"
-        self.config.write_text(tomli_w.dumps(table), encoding="utf-8")
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        log = open(self.path / f"daemon-{len(self.procs)}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "acewatchd", "--config",
-                                 str(self.config), "run"], cwd=self.path, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        log.close()
-        self.procs.append(proc)
-        self.wait("daemon holds the lock", lambda: holder_pid(self.path / "state") == proc.pid,
-                  60, proc)
-        return proc
-
-    def drop(self, songs: int) -> None:
-        # The schedule fires on the minute: drop early in a minute so that fire sees all songs.
-        if 60 - time.time() % 60 < 20:
-            time.sleep(60 - time.time() % 60 + 1)
-        made = self.path / "made"
-        for i in range(songs):
-            title = DATASET.titles[i]
-            make_mp3(made / f"{title}.mp3", seconds=6 + i, freq=330 + 40 * i,
-                     tags=SongTags(title=title, artist=DATASET.artist, genre=DATASET.genre))
-        target = self.path / "drop" / DATASET.name
-        target.mkdir(parents=True, exist_ok=True)
-        for song in sorted(made.iterdir()):
-            os.replace(song, target / song.name)
-
-    def rows(self, sql: str, *args: Any) -> list[sqlite3.Row]:
-        db = self.path / "state" / "ledger.sqlite3"
-        if not db.exists():
-            return []
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            return conn.execute(sql, args).fetchall()
-        except sqlite3.OperationalError:
-            return []
-        finally:
-            conn.close()
-
-    def wait(self, what: str, cond: Callable[[], Any], timeout: float,
-             proc: subprocess.Popen[bytes] | None = None) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = cond()
-            if got:
-                return got
-            if proc is not None and proc.poll() is not None:
-                pytest.fail(f"daemon exited ({proc.returncode}) while waiting for {what}:\n"
-                            + self.log_tail())
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout}s waiting for {what}:\n" + self.log_tail())
-            time.sleep(0.25)
-
-    def log_tail(self) -> str:
-        parts = []
-        for name in ("logs/acewatchd.jsonl", "logs/acestep.log", "daemon-0.log"):
-            path = self.path / name
-            if path.exists():
-                lines = path.read_text("utf-8", errors="replace").splitlines()[-25:]
-                parts.append(f"--- {name}\n" + "\n".join(ln[:400] for ln in lines))
-        return "\n".join(parts)
-
-    def server_pid(self) -> int | None:
-        try:
-            return int(json.loads((self.path / "state" / "acestep-server.pid").read_text())
-                       ["pid"])
-        except (OSError, ValueError):
-            return None
-
-    def sigterm(self, proc: subprocess.Popen[bytes]) -> tuple[int, float]:
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pytest.fail("daemon still running 30 s after SIGTERM:\n" + self.log_tail())
-        return code, time.monotonic() - started
-
-    def cleanup(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        pid = self.server_pid()
-        if pid and serverproc._pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.fixture()
-def make_home(tmp_path: Path) -> Iterator[Callable[..., Home]]:
-    homes: list[Home] = []
+def make_home(tmp_path: Path) -> Iterator[Callable[..., ChainHome]]:
+    homes: list[ChainHome] = []
 
-    def make(**kw: Any) -> Home:
-        home = Home(tmp_path / f"home{len(homes)}", **kw)
+    def make(**kw: Any) -> ChainHome:
+        home = ChainHome(tmp_path / f"home{len(homes)}", **kw)
         homes.append(home)
         return home
 
@@ -148,23 +40,17 @@ def make_home(tmp_path: Path) -> Iterator[Callable[..., Home]]:
         home.cleanup()
 
 
-def outbox_runs(home: Home) -> list[Path]:
-    folder = home.path / "outbox" / DATASET.name
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if folder.is_dir() else []
-
-
 @pytest.mark.parametrize("version", [V1.commit, V2.commit], ids=[V1.label, V2.label])
 def test_dropped_songs_reach_the_outbox_with_no_manual_step(make_home, version: str) -> None:
     """The whole chain through the real daemon and its managed ACE-Step (the simulator as
     each supported version)."""
     home = make_home(speed=50.0, catch_up=False, version=version)
     proc = home.start()
-    home.drop(2)
+    home.drop_songs(2)
     drop = home.path / "drop" / DATASET.name
     home.wait("stubs", lambda: len(list(drop.glob("*.caption.txt"))) == 2
               and len(list(drop.glob("*.lyrics.txt"))) == 2, 60, proc)
-    run = home.wait("an outbox run", lambda: outbox_runs(home), 300, proc)[0]
+    run = home.wait("an outbox run", lambda: home.outbox_runs(), 300, proc)[0]
     assert (run / "index.html").is_file()
     assert list(run.rglob("*.mp3")), "the outbox run has no rendered audio"
     manifest = json.loads((run / "samples.json").read_text(encoding="utf-8"))
@@ -188,7 +74,7 @@ def test_sigterm_during_training_interrupts_and_the_next_run_resumes(make_home) 
     # 100 epochs at speed 4 take ~25 s; the checkpoint at epoch 50 is the resume point.
     home = make_home(speed=4.0, catch_up=True)
     proc = home.start()
-    home.drop(1)
+    home.drop_songs(1)
     home.wait("training past the epoch-50 checkpoint", lambda: home.rows(
         "SELECT 1 FROM runs r JOIN progress p ON p.run_id = r.id WHERE r.job='train' AND"
         " r.outcome='running' AND p.epoch >= 55"), 300, proc)
@@ -220,12 +106,12 @@ def test_sigterm_during_training_interrupts_and_the_next_run_resumes(make_home) 
     assert done[0]["run_name"] == train[0]["run_name"], "a new run instead of a resume"
     first = home.rows("SELECT MIN(epoch) AS e FROM progress WHERE run_id=?", done[0]["id"])
     assert first[0]["e"] > 50, "training restarted from epoch 1 instead of the checkpoint"
-    home.wait("an outbox run", lambda: outbox_runs(home), 300, proc)
+    home.wait("an outbox run", lambda: home.outbox_runs(), 300, proc)
     code, took = home.sigterm(proc)
     assert code == 0 and took < 15
 
 
-def _reconfigure(home: Home, **sections: dict[str, Any]) -> None:
+def _reconfigure(home: ChainHome, **sections: dict[str, Any]) -> None:
     import tomllib
 
     table = tomllib.loads(home.config.read_text(encoding="utf-8"))
@@ -252,8 +138,8 @@ def test_the_morning_page_ranks_the_checkpoints_and_raises_the_no_effect_alarm(
         _reconfigure(home, train={"epochs": 200, "save_every": 50},
                      notify={"macos": False, "webhook_url": url})
         proc = home.start()
-        home.drop(2)
-        run = home.wait("an outbox run", lambda: outbox_runs(home), 400, proc)[0]
+        home.drop_songs(2)
+        run = home.wait("an outbox run", lambda: home.outbox_runs(), 400, proc)[0]
         analysis = json.loads((run / "analysis.json").read_text(encoding="utf-8"))
         manifest = json.loads((run / "samples.json").read_text(encoding="utf-8"))
         home.wait("the notification", lambda: posts, 60, proc)

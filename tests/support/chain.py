@@ -32,13 +32,19 @@ Pid = tuple[int, float]  # (pid, create_time): a pid the OS reuses is another pr
 
 class ChainHome:
     def __init__(self, path: Path, speed: float, train: dict[str, Any] | None = None,
-                 **schedule: Any) -> None:
+                 version: str | None = None, **schedule: Any) -> None:
+        """The demo's config for one dataset, the simulator at ``speed`` impersonating
+        ``version`` (default the newest); ``schedule`` and ``train`` override keys."""
         self.path = path
         self.port = free_port()
-        table = demo_config(path, self.port, speed=speed, datasets=(DATASET,))
-        table["schedule"].update({"catch_up": True, **schedule})  # type: ignore[union-attr]
-        table["train"].update(train or {})  # type: ignore[union-attr]
-        self.root = Path(table["acestep"]["root"])  # type: ignore[index]
+        table = demo_config(path, self.port, speed=speed, datasets=(DATASET,), version=version)
+        for name, values in (("schedule", schedule), ("train", train or {})):
+            section = table[name]
+            assert isinstance(section, dict)
+            section.update(values)
+        acestep = table["acestep"]
+        assert isinstance(acestep, dict)
+        self.root = Path(acestep["root"])
         self.root.mkdir(parents=True)
         self.config = path / "config.toml"
         self.config.write_text(tomli_w.dumps(table), encoding="utf-8")
@@ -67,13 +73,24 @@ class ChainHome:
         proc.kill()
         proc.wait(30)
 
-    def sigterm(self, proc: subprocess.Popen[bytes]) -> int:
+    def sigterm(self, proc: subprocess.Popen[bytes]) -> tuple[int, float]:
+        """SIGTERM the daemon: its exit code and the seconds it took to exit."""
         self.track(proc)
+        started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         try:
-            return proc.wait(30)
+            code = proc.wait(30)
         except subprocess.TimeoutExpired:
             pytest.fail("daemon still running 30 s after SIGTERM:\n" + self.log_tail())
+        return code, time.monotonic() - started
+
+    def server_pid(self) -> int | None:
+        """The managed ACE-Step's pid as the daemon recorded it, None when none runs."""
+        try:
+            return int(json.loads((self.path / "state" / "acestep-server.pid").read_text())
+                       ["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def track(self, proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
         """Remember every live descendant of ``proc`` (and proc) for the orphan check."""
@@ -120,9 +137,16 @@ class ChainHome:
 
     def cleanup(self) -> None:
         for proc in self.procs:
+            self.track(proc)
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        server = self.server_pid()
+        if server is not None:
+            try:
+                os.killpg(server, signal.SIGKILL)
+            except OSError:
+                pass
         for entry in self.survivors():
             try:
                 os.kill(int(entry.split()[0]), signal.SIGKILL)
@@ -142,6 +166,21 @@ class ChainHome:
         target = self.path / "drop" / DATASET.name
         target.mkdir(parents=True, exist_ok=True)
         os.replace(made, target / made.name)
+
+    def drop_songs(self, songs: int) -> None:
+        """``songs`` songs of distinct titles at once, early in a minute so that the next
+        every-minute fire sees all of them."""
+        if 60 - time.time() % 60 < 20:
+            time.sleep(60 - time.time() % 60 + 1)
+        made = self.path / "made"
+        for i in range(songs):
+            title = DATASET.titles[i]
+            make_mp3(made / f"{title}.mp3", seconds=6 + i, freq=330 + 40 * i,
+                     tags=SongTags(title=title, artist=DATASET.artist, genre=DATASET.genre))
+        target = self.path / "drop" / DATASET.name
+        target.mkdir(parents=True, exist_ok=True)
+        for song in sorted(made.iterdir()):
+            os.replace(song, target / song.name)
 
     def stubbed(self) -> int:
         return len(self.rows("SELECT 1 FROM files WHERE state='stubbed'"))
