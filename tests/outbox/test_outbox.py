@@ -3,8 +3,6 @@ notification channels (a real local HTTP server stands in for an ntfy webhook)."
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from acewatchd.outbox.notify import (
     build_notifier,
     osascript_command,
 )
+from tests.support.webhook import Posts, webhook_receiver
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -157,36 +156,19 @@ def test_mac_notifier_failure_is_logged_not_raised(tmp_path: Path,
 
 
 @pytest.fixture
-def webhook() -> Iterator[tuple[str, list[tuple[dict[str, str], str]]]]:
-    got: list[tuple[dict[str, str], str]] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"])).decode("utf-8")
-            got.append((dict(self.headers), body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/acewatchd-topic", got
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def webhook() -> Iterator[tuple[str, Posts]]:
+    with webhook_receiver() as hook:
+        yield hook
 
 
 def test_webhook_posts_ntfy_style(webhook) -> None:
     url, got = webhook
     WebhookNotifier(url).notify("samples ready · 김경호", "3 prompts\nready", failed=False)
     WebhookNotifier(url).notify("render failed", "boom", failed=True)
-    (h1, b1), (h2, b2) = got
+    (t1, b1), (_, b2) = got
+    h1, h2 = got.headers
     assert b1 == "3 prompts ready" and h1["Title"].startswith("=?UTF-8?B?")
+    assert t1 == "samples ready · 김경호"
     assert h1["Priority"] == "default" and h2["Priority"] == "high" and b2 == "boom"
 
 

@@ -9,14 +9,24 @@ from email.header import decode_header, make_header
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class Posts(list[tuple[str, str]]):
+    """Every POST as (decoded Title header, body), in order; ``headers`` holds each one's
+    headers as sent (the Title still MIME-encoded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers: list[dict[str, str]] = []
+
+
 @contextmanager
-def webhook_receiver() -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    """(url, posts): every POST's decoded Title header and body, in order."""
-    got: list[tuple[str, str]] = []
+def webhook_receiver() -> Iterator[tuple[str, Posts]]:
+    """(url, posts) of an ntfy-style receiver on loopback."""
+    got = Posts()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
             body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode("utf-8")
+            got.headers.append(dict(self.headers))
             got.append((str(make_header(decode_header(self.headers.get("Title", "")))), body))
             self.send_response(200)
             self.end_headers()
