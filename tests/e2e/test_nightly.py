@@ -29,14 +29,10 @@ from acewatchd.simulator.harness import SimHandle, running_simulator
 from acewatchd.util.locks import JobLock
 from acewatchd.util.power import FakePower
 from tests.support.clock import FakeClock
+from tests.support.simhome import cli, sim_config
 
 pytestmark = pytest.mark.timeout(300)
 NIGHT = datetime(2026, 6, 3, 1, tzinfo=UTC).timestamp()
-
-
-def cli(config: Path, *args: str, timeout: float = 200) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "acewatchd", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=config.parent)
 
 
 @pytest.fixture(params=[V1.commit, V2.commit], ids=[V1.label, V2.label])
@@ -46,15 +42,8 @@ def chain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path
     epochs = marker.args[0] if marker else 100
     with running_simulator(tmp_path / "ace", speed=25.0, version=request.param) as sim:
         config = tmp_path / "config.toml"
-        config.write_text(
-            f'[acestep]\nroot = "{sim.root}"\nurl = "{sim.url}"\npython = "{sys.executable}"\n'
-            '[watch]\nsettle_seconds = 0.2\npoll_seconds = 0.05\nsettle_polls = 2\n'
-            'min_duration_seconds = 2.0\n'
-            f'[train]\nepochs = {epochs}\nsave_every = 50\n'
-            '[schedule]\ncron = "0 1 * * *"\ntimezone = "UTC"\n'
-            '[render]\ncompare_base = false\n'
-            '[[render.prompts]]\nname = "one"\ncaption = "{tag}, test"\nduration = 10.0\n'
-            '[datasets.band]\ntag = "the band"\n', "utf-8")
+        config.write_text(sim_config(sim, epochs=epochs,
+                                     extra='[datasets.band]\ntag = "the band"\n'), "utf-8")
         for i in range(3):
             add_song(tmp_path, i)
         scan = cli(config, "scan")

@@ -9,7 +9,6 @@ import html
 import json
 import os
 import subprocess
-import sys
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,8 @@ from acewatchd.acestep.layout import safe_name
 from acewatchd.acestep.versions import V2
 from acewatchd.demo.audiogen import make_mp3
 from acewatchd.simulator.harness import running_simulator
+from tests.support import simhome
+from tests.support.simhome import sim_config
 from tests.support.webhook import webhook_receiver
 
 pytestmark = pytest.mark.timeout(300)
@@ -28,8 +29,7 @@ NFD = unicodedata.normalize("NFD", NAME)
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "acewatchd", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=240, cwd=config.parent)
+    done = simhome.cli(config, *args)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -45,15 +45,9 @@ def test_a_korean_named_dataset_is_prepared_trained_and_rendered(
     url, posts = webhook
     with running_simulator(tmp_path / "ace", speed=25.0, version=V2.commit) as sim:
         config = tmp_path / "config.toml"
-        config.write_text(
-            f'[acestep]\nroot = "{sim.root}"\nurl = "{sim.url}"\npython = "{sys.executable}"\n'
-            '[watch]\nsettle_seconds = 0.2\npoll_seconds = 0.05\nsettle_polls = 2\n'
-            'min_duration_seconds = 2.0\n[train]\nepochs = 100\nsave_every = 50\n'
-            '[schedule]\ncron = "0 1 * * *"\ntimezone = "UTC"\n'
+        config.write_text(sim_config(sim, extra=(
             f'[notify]\nmacos = false\nwebhook_url = "{url}"\n'
-            '[render]\ncompare_base = false\n'
-            '[[render.prompts]]\nname = "one"\ncaption = "{tag}, test"\nduration = 10.0\n'
-            f'[datasets."{NAME}"]\ntag = "kim kyung-ho"\nlanguage = "ko"\n', "utf-8")
+            f'[datasets."{NAME}"]\ntag = "kim kyung-ho"\nlanguage = "ko"\n')), "utf-8")
         for i in range(3):
             make_mp3(tmp_path / "drop" / NAME / f"노래 {i}.mp3", seconds=4, freq=220 + 110 * i)
         cli(config, "scan")
