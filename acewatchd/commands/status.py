@@ -36,6 +36,7 @@ from acewatchd.ledger.events import (
 )
 from acewatchd.ledger.files import StubRow
 from acewatchd.nightly.forecast import forecast
+from acewatchd.util.diskspace import LOW_BYTES, low_disks, size_text
 from acewatchd.util.files import sha256_bytes
 from acewatchd.util.locks import holder_pid
 
@@ -70,7 +71,7 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
         "config": {"path": str(path), "valid": not config_problem, "error": config_problem},
         "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
         "datasets": {}, "recent_errors": [], "runs": [], "last": {}, "schedule_next": {},
-        "acestep": {}, "forecast": {}, "skipped": [],
+        "acestep": {}, "forecast": {}, "skipped": [], "low_disk": _low_disks(cfg),
     }
     conn = open_readonly(state_dir)
     if conn is None:
@@ -90,6 +91,21 @@ def collect(cfg: Config | None, path: Path, config_problem: str) -> dict[str, An
     finally:
         conn.close()
     return report
+
+
+def _low_disks(cfg: Config | None) -> list[dict[str, Any]]:
+    """Disks of acewatchd's folders that are (nearly) full: measured here, because a full disk
+    cannot be recorded in a ledger that lives on it."""
+    if cfg is None:
+        return []
+    folders = {"the ledger": cfg.paths.state, "the drop folder": cfg.paths.drop,
+               "the outbox": cfg.paths.outbox, "ACE-Step's folder": cfg.acestep.root,
+               "the logs": cfg.paths.logs}
+    return [{"free_bytes": d.free, "folders": list(d.folders),
+             "message": f"{size_text(d.free)} free on the disk holding {', '.join(d.folders)}:"
+                        f" free some space (a night's checkpoints and samples need about "
+                        f"{size_text(LOW_BYTES)})"}
+            for d in low_disks(folders)]
 
 
 def _datasets(conn: sqlite3.Connection, cfg: Config | None) -> dict[str, Any]:
@@ -261,6 +277,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"         daemon kept its last good config: {cfg['daemon_error']}")
     lines.append("daemon   " + (f"running (pid {daemon['pid']})" if daemon["running"]
                                  else "not running"))
+    lines += [f"disk     low: {d['message']}" for d in report.get("low_disk", [])]
     ace = report.get("acestep") or {}
     if ace:
         checkout = f"; checkout {ace['checkout']}" if ace.get("checkout") else ""

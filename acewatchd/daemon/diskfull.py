@@ -14,24 +14,12 @@ import logging
 import os
 from pathlib import Path
 
+from acewatchd.util.diskspace import free_bytes
+
 logger = logging.getLogger(__name__)
 
 # Free space that counts as "space is back": enough for a batch of stubs and its WAL pages.
 ROOM_BYTES = 256 * 1024
-
-
-def free_bytes(path: Path) -> int | None:
-    """Bytes an unprivileged writer may still use on ``path``'s filesystem (None: unknown).
-    The nearest folder that exists answers for a path not made yet."""
-    for folder in (path, *path.parents):
-        try:
-            st = os.statvfs(folder)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return None
-        return st.f_bavail * st.f_frsize
-    return None
 
 
 class DiskFull:

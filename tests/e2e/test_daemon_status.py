@@ -79,3 +79,24 @@ def test_status_shows_the_last_finished_runs(home: Home) -> None:
     assert last["render"]["message"] == "2 prompts"
     text = run_cli(home, "status").stdout
     assert "kim nightly" in text and "skipped (unchanged since its last LoRA)" in text
+
+
+def test_status_warns_of_a_nearly_full_disk_even_when_the_ledger_is_on_it(
+        home: Home, tmp_path: Path) -> None:
+    from tests.support.disk import fill, small_disk
+
+    with small_disk(tmp_path / "small", "8m") as mnt:
+        home.write_config(f'[paths]\noutbox = "{mnt}/outbox"\nstate = "{mnt}/state"\n')
+        assert run_cli(home, "scan").returncode == 0      # the ledger is made on that disk
+        report = json.loads(run_cli(home, "status", "--json").stdout)
+        # all 8 MB are under the 1 GB mark; drop/ is on another disk (listed only if that one
+        # is low too)
+        (low,) = [d for d in report["low_disk"] if str(mnt) in d["folders"][0]]
+        assert low["folders"] == [f"the ledger ({mnt}/state)", f"the outbox ({mnt}/outbox)"]
+        fill(mnt / "ballast")
+        out = run_cli(home, "status")
+        assert out.returncode == 0, out.stderr
+        line = next(ln for ln in out.stdout.splitlines() if ln.startswith("disk") and
+                    str(mnt) in ln)
+        assert line.startswith("disk     low: 0 MB free on the disk holding the ledger (")
+        assert "free some space" in line and f"the outbox ({mnt}/outbox)" in line
