@@ -169,14 +169,31 @@ def _lookup(tags: Any, spellings: tuple[tuple[str, ...], ...], name: str = "",
                         latin1.append((name, text))
                     return text
         return ""
-    for name in (*vorbis, *mp4):
+    for key in (*vorbis, *mp4):
         try:
-            value = tags.get(name) if hasattr(tags, "get") else None
+            value = tags.get(key) if hasattr(tags, "get") else None
         except (KeyError, ValueError):
             value = None
         text = _value_text(value)
         if text:
             return text
+    return _freeform(tags, vorbis)
+
+
+def _freeform(tags: Any, names: tuple[str, ...]) -> str:
+    """An MP4 freeform atom (``----:<mean>:<name>``) named like one of the Vorbis ``names``,
+    in any case: taggers write ``----:com.apple.iTunes:LYRICS``, ``…:UNSYNCEDLYRICS``,
+    ``…:initialkey`` or ``…:KEY`` as they please, and MP4 keys are case-sensitive."""
+    wanted = {n.casefold() for n in names}
+    try:
+        keys = [k for k in tags.keys() if isinstance(k, str) and k.startswith("----:")]
+    except (AttributeError, TypeError):
+        return ""
+    for key in sorted(keys):
+        if key.split(":", 2)[-1].casefold() in wanted:
+            text = _value_text(tags.get(key))
+            if text:
+                return text
     return ""
 
 

@@ -133,6 +133,21 @@ def test_mp4_lyr_atom(media: Path) -> None:
     assert read_audio(path).lyrics == LYRICS
 
 
+@pytest.mark.parametrize("atom", ["----:com.apple.iTunes:LYRICS",
+                                  "----:com.apple.iTunes:UNSYNCEDLYRICS",
+                                  "----:com.apple.iTunes:Unsynced Lyrics"])
+def test_mp4_freeform_lyrics_and_key_in_any_case(media: Path, atom: str) -> None:
+    from mutagen.mp4 import MP4, MP4FreeForm
+
+    path = _tone(media / "f.m4a", "-c:a", "aac", "-b:a", "32k")
+    mp4 = MP4(path)
+    mp4[atom] = [MP4FreeForm(LYRICS.encode("utf-8"))]
+    mp4["----:com.apple.iTunes:KEY"] = [MP4FreeForm(b"Em")]
+    mp4.save()
+    info = read_audio(path)
+    assert info.lyrics == LYRICS and info.key == "Em"
+
+
 def test_apev2_lyrics_in_wavpack(media: Path) -> None:
     from mutagen.apev2 import APEv2
 
