@@ -174,13 +174,13 @@ def _lookup(tags: Any, spellings: tuple[tuple[str, ...], ...], name: str = "",
             value = tags.get(key) if hasattr(tags, "get") else None
         except (KeyError, ValueError):
             value = None
-        text = _value_text(value)
+        text = _value_text(value, sep="\n" if name == "lyrics" else "; ")
         if text:
             return text
-    return _freeform(tags, vorbis)
+    return _freeform(tags, vorbis, sep="\n" if name == "lyrics" else "; ")
 
 
-def _freeform(tags: Any, names: tuple[str, ...]) -> str:
+def _freeform(tags: Any, names: tuple[str, ...], sep: str = "; ") -> str:
     """An MP4 freeform atom (``----:<mean>:<name>``) named like one of the Vorbis ``names``,
     in any case: taggers write ``----:com.apple.iTunes:LYRICS``, ``…:UNSYNCEDLYRICS``,
     ``…:initialkey`` or ``…:KEY`` as they please, and MP4 keys are case-sensitive."""
@@ -191,7 +191,7 @@ def _freeform(tags: Any, names: tuple[str, ...]) -> str:
         return ""
     for key in sorted(keys):
         if key.split(":", 2)[-1].casefold() in wanted:
-            text = _value_text(tags.get(key))
+            text = _value_text(tags.get(key), sep)
             if text:
                 return text
     return ""
@@ -207,12 +207,13 @@ def _frame_text(frame: Any) -> str:
     return str(text)
 
 
-def _value_text(value: Any) -> str:
+def _value_text(value: Any, sep: str = "; ") -> str:
+    """A tag's text; several values joined by ``sep`` (lyrics keep one per line)."""
     if value is None:
         return ""
     if isinstance(value, list):
-        parts = [_value_text(v) for v in value]
-        return "; ".join(p for p in parts if p)
+        parts = [_value_text(v, sep) for v in value]
+        return sep.join(p for p in parts if p)
     if isinstance(value, bytes):  # MP4 freeform atoms
         return value.decode("utf-8", "replace")
     if isinstance(value, tuple):

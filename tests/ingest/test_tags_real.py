@@ -123,6 +123,16 @@ def test_ogg_lyrics_converted_from_lrc_style(media: Path) -> None:
     assert read_audio(path).lyrics == LYRICS
 
 
+def test_flac_lyrics_in_several_values_keep_their_lines(media: Path) -> None:
+    from mutagen.flac import FLAC
+
+    path = _tone(media / "multi.flac")
+    flac = FLAC(path)
+    flac["LYRICS"] = ["첫 줄", "둘째 줄"]
+    flac.save()
+    assert read_audio(path).lyrics == "첫 줄\n둘째 줄"
+
+
 def test_mp4_lyr_atom(media: Path) -> None:
     from mutagen.mp4 import MP4
 
