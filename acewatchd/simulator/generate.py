@@ -49,12 +49,14 @@ def _seeds(v: dict[str, Any], n: int) -> list[int]:
 
 
 def pitch(caption: str, seed: int, lora_fp: str, scale: float) -> float:
-    """The clip's tone: by caption and seed, raised by a LoRA. The rise is at least 6
+    """The clip's tone: by caption and seed, raised by a LoRA. The rise is 6 to 11.5
     semitones at scale 1 (3 at 0.5): a smaller one sits within the analysis' no-effect
     threshold (about 2.2 semitones on a pure tone), so which test saw "no audible effect"
     would depend on the adapter's fingerprint, i.e. on the test's temporary folder."""
     h = int(hashlib.sha256(f"{caption}|{seed}".encode()).hexdigest()[:8], 16)
-    semis = h % 24 + (int(lora_fp[:4], 16) % 6 + 6) * scale if lora_fp else h % 24
+    # 12 rises, 6 to 11.5 semitones in half steps: adapters of different fingerprints differ
+    rise = 6 + (int(lora_fp[:4], 16) % 12) / 2 if lora_fp else 0.0
+    semis = h % 24 + rise * scale
     return round(220.0 * 2 ** (semis / 12.0), 2)
 
 

@@ -178,24 +178,3 @@ def test_cli_render_with_a_checkpoint(sim: SimHandle, tmp_path: Path,
     assert main(["--config", str(cfg.source), "render", DATASET, "--checkpoint", "999"]) != 0
     assert "no checkpoint for epoch 999 (available: 100)" in capsys.readouterr().err
 
-
-def test_a_full_outbox_disk_is_named_not_its_temp_file(sim: SimHandle, tmp_path: Path) -> None:
-    from tests.support.disk import fill, small_disk
-
-    with small_disk(tmp_path / "outbox", "2m") as mnt:
-        cfg, ledger = _home(tmp_path, sim)
-        fill(mnt / "ballast")
-        notes = RecordingNotifier()
-        with pytest.raises(OSError):
-            render_run(cfg, ledger, DATASET, notifier=notes)
-        row = ledger.connect().execute("SELECT outcome, message FROM runs WHERE job='render'"
-                                       ).fetchone()
-        assert row["outcome"] == "failed"
-        assert row["message"].startswith(f"no space left on the disk holding the outbox ({mnt})")
-        assert f"acewatchd render {DATASET}" in row["message"]
-        assert outbox.STAGING_PREFIX not in row["message"]
-        assert notes.sent[-1] == (f"acewatchd: render failed · {DATASET}", row["message"], True)
-        assert not [p for p in (mnt / DATASET).iterdir() if p.name != outbox.LOCK_NAME]
-        (mnt / "ballast").unlink()
-        folder = render_run(cfg, ledger, DATASET, notifier=notes)   # space is back
-        assert len(list(folder.glob("*.mp3"))) == 6
