@@ -335,8 +335,10 @@ def _name_problem(path: Path, folder: Path) -> str:
                 "CP949, gives such names); rename it")
     if os.path.islink(folder):
         return "its dataset folder is a symbolic link, which is never followed"
-    real_folder = os.path.realpath(folder)
-    if not Path(os.path.realpath(path.parent)).is_relative_to(real_folder):
+    # A song right inside the (unlinked) folder cannot lie under a link: no realpath walk,
+    # which costs an lstat per component of the path, for the common case.
+    if path.parent != folder and not Path(os.path.realpath(path.parent)).is_relative_to(
+            os.path.realpath(folder)):
         return "it lies under a symbolic link to a folder outside its drop folder, never followed"
     for kind in KINDS:
         if len(os.fsencode(stub_path(path, kind).name)) > NAME_MAX:
