@@ -50,9 +50,12 @@ def test_clean_file_is_left_alone(tmp_path: Path) -> None:
     assert stat_of(path) == before
 
 
-def test_huge_but_finite_values_are_clean_not_rewritten(tmp_path: Path) -> None:
-    data = tensors(torch.float32)
-    data["encoder_hidden_states"][:4] = 3e38  # the fast sum overflows: a false alarm
+@pytest.mark.parametrize(("dtype", "huge"), [(torch.float32, 3e38), (torch.float16, 6e4)])
+def test_huge_but_finite_values_are_clean_not_rewritten(tmp_path: Path, dtype: torch.dtype,
+                                                        huge: float) -> None:
+    data = tensors(dtype)
+    data["encoder_hidden_states"][:4] = huge  # the fast sum overflows: a false alarm
+    data["context_latents"][:4] = huge
     path = save(tmp_path / "a.pt", data)
     before = stat_of(path)
     assert check_file(path).status == "clean"
@@ -181,3 +184,48 @@ def test_daemon_side_modules_never_import_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def _dirty(path: Path) -> Path:
+    data = tensors()
+    data["target_latents"][100:] = float("nan")
+    return save(path, data)
+
+
+def test_a_repair_that_cannot_be_written_is_reported_and_the_others_go_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from acewatchd.nightly.prepare import sanitize
+
+    for name in ("a.pt", "b.pt", "c.pt"):
+        _dirty(tmp_path / name)
+    real = sanitize._save
+
+    def save_but_b(path: Path, data: dict) -> None:
+        if path.name == "b.pt":
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(sanitize, "_save", save_but_b)
+    report = sanitize_dir(tmp_path)
+    by_file = {f["file"]: f for f in report["files"]}
+    assert report["summary"] == {"repaired": 2, "malformed": 1}
+    assert "could not be written" in by_file["b.pt"]["reason"]
+    assert "No space left" in by_file["b.pt"]["reason"]
+    for name, finite in (("a.pt", True), ("b.pt", False), ("c.pt", True)):
+        fixed = torch.load(tmp_path / name, map_location="cpu", weights_only=True)
+        assert bool(torch.isfinite(fixed["target_latents"]).all()) is finite
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt", "c.pt"]
+
+
+def test_one_barrier_per_folder_and_none_when_all_is_clean(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from acewatchd.nightly.prepare import sanitize
+
+    calls: list[list[Path]] = []
+    monkeypatch.setattr(sanitize, "barrier", lambda folders: calls.append(list(folders)))
+    save(tmp_path / "clean.pt", tensors())
+    assert sanitize_dir(tmp_path)["summary"] == {"clean": 1} and calls == []
+    for i in range(4):
+        _dirty(tmp_path / f"d{i}.pt")
+    assert sanitize_dir(tmp_path)["summary"] == {"clean": 1, "repaired": 4}
+    assert calls == [[tmp_path]]
