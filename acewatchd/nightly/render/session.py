@@ -199,8 +199,12 @@ def failure_message(cfg: Config, dataset: str, exc: Exception) -> str:
     hit = Path(str(getattr(exc, "filename2", "") or getattr(exc, "filename", "")
                    or cfg.paths.outbox))
     outbox_dir = cfg.paths.outbox
-    where = (f"the outbox ({outbox_dir})" if hit.is_relative_to(outbox_dir)
-             else f"{hit.parent}")
+    if not isinstance(exc, OSError):  # SQLite's "database or disk is full"
+        where = f"the ledger ({cfg.paths.state})"
+    elif hit.is_relative_to(outbox_dir):
+        where = f"the outbox ({outbox_dir})"
+    else:
+        where = str(hit.parent)
     return (f"no space left on the disk holding {where}: free some space (or lower "
             f"[outbox] keep_runs); the render runs again at the next nightly window, or now "
             f"with `acewatchd render {shlex.quote(dataset)}`")

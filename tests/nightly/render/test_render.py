@@ -343,3 +343,22 @@ def test_the_datasets_no_effect_threshold_reaches_the_analysis(home, tmp_path: P
     analysis = json.loads((folder / "analysis.json").read_text(encoding="utf-8"))
     assert analysis["no_effect_threshold"] == 7.5
     assert "7.5 dB" in (folder / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_full_disk_is_told_by_the_folder_it_filled(home, tmp_path: Path) -> None:
+    import errno
+    import sqlite3
+
+    from acewatchd.nightly.render.session import failure_message
+
+    cfg, _ = _setup(home)
+    clip = cfg.paths.outbox / DATASET / ".acewatchd-staging-x" / "01.mp3"
+    copy = OSError(errno.ENOSPC, "No space left on device", "/tmp/gradio/a.mp3", None, str(clip))
+    assert failure_message(cfg, DATASET, copy).startswith(
+        f"no space left on the disk holding the outbox ({cfg.paths.outbox}): free some space")
+    ledger_full = sqlite3.OperationalError("database or disk is full")
+    ledger_full.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+    assert f"the ledger ({cfg.paths.state})" in failure_message(cfg, "김경호", ledger_full)
+    assert "acewatchd render '김경호'" in failure_message(cfg, "김경호", ledger_full)
+    other = OSError(errno.EACCES, "Permission denied")
+    assert failure_message(cfg, DATASET, other) == str(other)
