@@ -143,9 +143,13 @@ def test_ctrl_c_on_train_now_stops_the_training_and_records_it_interrupted(
         chain: tuple[Path, SimHandle]) -> None:
     config, sim = chain
     cfg = load_config(config)
+    # Ctrl-C as in a terminal. A shell's background job (`make test &`, nohup) ignores SIGINT,
+    # its children inherit that, and Python then installs no KeyboardInterrupt: the command
+    # would rightly go on. So the child starts with SIGINT at its default whatever runs pytest.
     proc = subprocess.Popen([sys.executable, "-m", "acewatchd", "--config", str(config),
                              "train", "band", "--now"], cwd=config.parent,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_sigint_default)
     try:
         db = cfg.paths.state / "ledger.sqlite3"
 
@@ -159,7 +163,15 @@ def test_ctrl_c_on_train_now_stops_the_training_and_records_it_interrupted(
 
         assert _poll(lambda: epoch() >= 10, 120), "training did not start"
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            status = Path(f"/proc/{proc.pid}/status")
+            signals = [ln for ln in status.read_text().splitlines()
+                       if ln.startswith("Sig")] if status.exists() else []
+            proc.kill()
+            out, _ = proc.communicate()
+            pytest.fail(f"still running 60 s after SIGINT; {signals}; output:\n{out[-4000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -172,6 +184,10 @@ def test_ctrl_c_on_train_now_stops_the_training_and_records_it_interrupted(
     assert rows == [("manual", "interrupted"), ("train", "interrupted")], rows
     assert sim.call_counts().get("/stop_training", 0) >= 1     # stopped in ACE-Step itself
     assert epoch() < 2000
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_train_now_refuses_while_another_job_trains(chain: tuple[Path, SimHandle]) -> None:
