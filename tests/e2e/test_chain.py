@@ -86,7 +86,8 @@ def test_sigterm_during_training_interrupts_and_the_next_run_resumes(make_home) 
     train = home.rows("SELECT outcome, run_name, epochs_done FROM runs WHERE job='train'")
     assert [r["outcome"] for r in train] == ["interrupted"]
     assert train[0]["epochs_done"] >= 50
-    nightly = home.rows("SELECT outcome FROM runs WHERE job='nightly'")
+    # The catch-up fire at start-up may come before the song is dropped: it is skipped.
+    nightly = home.rows("SELECT outcome FROM runs WHERE job='nightly' AND outcome != 'skipped'")
     assert [r["outcome"] for r in nightly] == ["interrupted"]
     assert not serverproc._pid_alive(server), "the managed server outlived the daemon"
     assert not serverproc.port_open("127.0.0.1", home.port)
