@@ -13,18 +13,23 @@ from pathlib import Path
 LOW_BYTES = 1 << 30
 
 
+def nearest_existing(path: Path) -> Path | None:
+    """``path`` or its nearest parent that exists (a folder not made yet answers by it)."""
+    for folder in (path, *path.parents):
+        if os.path.lexists(folder):
+            return folder
+    return None
+
+
 def free_bytes(path: Path) -> int | None:
     """Bytes an unprivileged writer may still use on ``path``'s filesystem (None: unknown).
     The nearest folder that exists answers for a path not made yet."""
-    for folder in (path, *path.parents):
-        try:
-            st = os.statvfs(folder)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return None
-        return st.f_bavail * st.f_frsize
-    return None
+    folder = nearest_existing(path)
+    try:
+        st = os.statvfs(folder) if folder is not None else None
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize if st is not None else None
 
 
 @dataclass(frozen=True)
@@ -40,17 +45,14 @@ def low_disks(folders: dict[str, Path], low: int = LOW_BYTES) -> list[Disk]:
     free, each once with every folder it holds."""
     by_device: dict[int, tuple[list[str], int]] = {}
     for what, path in folders.items():
-        for folder in (path, *path.parents):
-            try:
-                device = os.stat(folder).st_dev
-            except FileNotFoundError:
-                continue
-            except OSError:
-                break
-            free = free_bytes(folder)
-            if free is not None:
-                by_device.setdefault(device, ([], free))[0].append(f"{what} ({path})")
-            break
+        folder = nearest_existing(path)
+        try:
+            device = os.stat(folder).st_dev if folder is not None else None
+        except OSError:
+            continue
+        free = free_bytes(folder) if folder is not None else None
+        if device is not None and free is not None:
+            by_device.setdefault(device, ([], free))[0].append(f"{what} ({path})")
     return [Disk(tuple(names), free) for names, free in by_device.values() if free < low]
 
 
