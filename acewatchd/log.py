@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def setup_logging(logs_dir: Path | None, level: str = "info", *, console: bool |
     root.setLevel(level.upper())
     if logs_dir is not None:
         logs_dir.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
+        file_handler = JsonLinesHandler(
             logs_dir / LOG_FILE, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         file_handler.setFormatter(_formatter(structlog.processors.JSONRenderer(
             ensure_ascii=False)))
@@ -58,6 +59,40 @@ def setup_logging(logs_dir: Path | None, level: str = "info", *, console: bool |
         root.addHandler(stream)
     for name, floor in _NOISY.items():
         logging.getLogger(name).setLevel(max(floor, root.level))
+
+
+class JsonLinesHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler that renders each record once. The stock one renders it a
+    second time only to measure it, and stats the file twice per record (Python 3.11's
+    ``shouldRollover``): in a 1,000-song drop that was a tenth of a millisecond per song's
+    "stubbed" line, half the cost of its logging."""
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802 - stdlib's name
+        return False  # decided in emit, on the line rendered once
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            if self._full_after(len(line)):
+                self.doRollover()
+            if self.stream is None:
+                self.stream = self._open()
+            self.stream.write(line)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - logging's own rule: report, never raise
+            self.handleError(record)
+
+    def _full_after(self, size: int) -> bool:
+        if self.maxBytes <= 0:
+            return False
+        if self.stream is None:
+            self.stream = self._open()
+        # The file's real end, not a count of our own: CLI commands append to it as well.
+        self.stream.seek(0, os.SEEK_END)
+        # Never roll anything but a regular file (a log pointed at /dev/null: bpo-45401).
+        return self.stream.tell() + size >= self.maxBytes and os.path.isfile(self.baseFilename)
 
 
 def _formatter(renderer: structlog.types.Processor) -> logging.Formatter:
