@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 
@@ -23,7 +24,7 @@ from acewatchd.config.schema import Config
 from acewatchd.ingest import songchange
 from acewatchd.ingest.dropdir import STALE_TEMP_SECONDS, ignored_name, locate, nfc, walk_drop
 from acewatchd.ingest.formats import advice_for, listed, skip_sentence
-from acewatchd.ingest.settle import Signature, signature
+from acewatchd.ingest.settle import Signature, signature, signature_of
 from acewatchd.ingest.stubs import (
     KINDS,
     StubJob,
@@ -38,13 +39,14 @@ from acewatchd.ingest.validate import (
     UNREADABLE,
     check_link,
     reject,
-    validate,
+    unreadable,
+    validate_open,
 )
 from acewatchd.ledger import files as ledger_files
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.db import Ledger
 from acewatchd.ledger.files import FileRow, FileState
-from acewatchd.util.files import is_disk_full, sha256_file
+from acewatchd.util.files import is_disk_full, open_regular, sha256_stream
 
 logger = logging.getLogger(__name__)
 
@@ -203,35 +205,40 @@ class Ingestor:
                                     f"it {UNREADABLE} ({exc.strerror or exc})", copy=False)
 
     def _check(self, path: Path, dataset: str, relpath: str) -> str | _Ready:
-        sig = signature(path)
+        st = os.lstat(path)
+        sig = signature_of(st)
         row = self._row(dataset, relpath)
         if row is not None and self._done(row, sig, path):
             return row.state
         folder = self.config().paths.drop / path.relative_to(self.config().paths.drop).parts[0]
-        problem = check_link(path, folder) or _name_problem(path, folder)
+        problem = check_link(path, folder, st) or _name_problem(path, folder)
         if problem:
             return self._reject(path, dataset, relpath, sig, None, problem, copy=False)
         if sig[0] > COPY_LIMIT:
             return self._reject(path, dataset, relpath, sig, None,
                                 f"it is {sig[0] / 2**30:.1f} GB, larger than the "
                                 f"{COPY_LIMIT / 2**30:g} GB acewatchd takes", copy=False)
+        # One open serves the hash, the sniff and the tags (each used to open it again).
         try:
-            sha: str | None = sha256_file(path, stop=self.stop)
-        except PermissionError:
-            sha = None
-        with structlog.contextvars.bound_contextvars(sha=(sha or "")[:12]):
-            self._upsert(dataset, relpath, state="settled", sig=sig, sha=sha)
-            return self._validate(path, dataset, relpath, sig, sha, row)
+            fh = os.fdopen(open_regular(path), "rb")
+        except PermissionError as exc:
+            return self._reject(path, dataset, relpath, sig, None, unreadable(exc).reason,
+                                copy=False)
+        with fh:
+            sha = sha256_stream(fh, stop=self.stop, name=path)
+            with structlog.contextvars.bound_contextvars(sha=sha[:12]):
+                # Recorded now, not only once stubbed: a copy of this song later in the same
+                # batch finds this row by its hash and is not taken for this one moved.
+                self._upsert(dataset, relpath, state="settled", sig=sig, sha=sha)
+                return self._validate(path, fh, dataset, relpath, sig, sha, row)
 
-    def _validate(self, path: Path, dataset: str, relpath: str, sig: Signature,
-                  sha: str | None, prior: FileRow | None) -> str | _Ready:
+    def _validate(self, path: Path, fh: BinaryIO, dataset: str, relpath: str, sig: Signature,
+                  sha: str, prior: FileRow | None) -> str | _Ready:
         cfg = self.config()
-        verdict = validate(path, cfg.watch)
+        verdict = validate_open(path, fh, cfg.watch)
         if verdict.info is None:
             readable = UNREADABLE not in verdict.reason
             return self._reject(path, dataset, relpath, sig, sha, verdict.reason, copy=readable)
-        self._upsert(dataset, relpath, state="valid", sig=sig, sha=sha,
-                     duration=verdict.info.duration)
         ds = cfg.dataset(dataset)
         texts = {"caption": caption_text(verdict.info, ds, path.stem),
                  "lyrics": lyrics_text(verdict.info, ds)}

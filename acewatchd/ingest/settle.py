@@ -25,7 +25,11 @@ Signature = tuple[int, int, int]  # size, mtime_ns, inode
 
 def signature(path: Path) -> Signature:
     """lstat, never stat: a symlink is judged as a link, not by what it points to."""
-    st = os.lstat(path)
+    return signature_of(os.lstat(path))
+
+
+def signature_of(st: os.stat_result) -> Signature:
+    """The signature in an lstat result already at hand."""
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 

@@ -14,6 +14,7 @@ along when a song is moved).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import string
@@ -72,13 +73,12 @@ def caption_fields(info: AudioInfo, ds: Dataset) -> dict[str, str]:
 def caption_text(info: AudioInfo, ds: Dataset, stem: str) -> str:
     values = {k: _one_line(v) for k, v in caption_fields(info, ds).items()}
     parts: list[str] = []
-    for segment in ds.caption_template.split(","):
-        names = [n for _, n, _, _ in string.Formatter().parse(segment) if n]
+    for segment, names in _segments(ds.caption_template):
         if names and not any(values.get(n, "") for n in names):
             continue  # every placeholder empty: drop the whole descriptor ("{artist} style")
         text = segment.format_map(_Blank(values)).strip()
         # A multi-value genre ("Rock, Ballad") is several descriptors, each deduplicated.
-        parts.extend(re.sub(r"\s+", " ", p).strip() for p in text.split(","))
+        parts.extend(_SPACES.sub(" ", p).strip() for p in text.split(","))
     parts = [p for p in _dedupe(parts) if p]
     if values["tag"] and "tag" not in _placeholders(ds.caption_template):
         parts = parts + [values["tag"]] if ds.tag_position == "append" else [values["tag"], *parts]
@@ -234,13 +234,25 @@ class _Blank(dict[str, str]):
         return ""
 
 
-def _placeholders(template: str) -> set[str]:
-    return {n for _, n, _, _ in string.Formatter().parse(template) if n}
+_SPACES = re.compile(r"\s+")
+
+
+@functools.lru_cache(maxsize=64)
+def _segments(template: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The template's comma-separated descriptors, each with its placeholders (parsed once
+    per template, not once per song)."""
+    return tuple((segment, tuple(n for _, n, _, _ in string.Formatter().parse(segment) if n))
+                 for segment in template.split(","))
+
+
+@functools.lru_cache(maxsize=64)
+def _placeholders(template: str) -> frozenset[str]:
+    return frozenset(n for _, n, _, _ in string.Formatter().parse(template) if n)
 
 
 def _one_line(text: str) -> str:
     # A comma inside a tag ("Rock, Pop") stays; newlines never belong in a caption.
-    return re.sub(r"\s+", " ", text).strip().strip(",").strip()
+    return _SPACES.sub(" ", text).strip().strip(",").strip()
 
 
 def _dedupe(parts: list[str]) -> list[str]:

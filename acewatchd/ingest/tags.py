@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from acewatchd.ingest.lyrics import clean_lyrics, read_lrc, repair
 
@@ -69,13 +69,19 @@ class TagError(Exception):
     """mutagen could not make sense of the file; the message is one user-facing sentence."""
 
 
-def read_audio(path: Path, kind: Any = None) -> AudioInfo:
+def read_audio(path: Path, kind: Any = None, *, fileobj: BinaryIO | None = None,
+               size: int | None = None) -> AudioInfo:
     """``kind``: a mutagen class to read it with, for content its name misstates (mutagen.File
-    would trust the extension)."""
+    would trust the extension). ``fileobj``: the file already open (read from it, not opened
+    again, when ``kind`` is known), ``size`` its size."""
     import mutagen  # imported here: `acewatchd status` never needs it
 
+    source: Path | BinaryIO = path
+    if kind is not None and fileobj is not None:
+        fileobj.seek(0)
+        source = fileobj
     try:
-        audio = kind(path) if kind is not None else mutagen.File(path)
+        audio = kind(source) if kind is not None else mutagen.File(path)
     except mutagen.MutagenError as exc:
         raise TagError(f"mutagen could not parse it as audio ({_short(exc)})") from exc
     except (ValueError, IndexError, EOFError, OverflowError) as exc:  # mutagen bugs on junk
@@ -86,11 +92,13 @@ def read_audio(path: Path, kind: Any = None) -> AudioInfo:
     tags = audio.tags
     latin1: list[tuple[str, str]] = []
     values = {name: _lookup(tags, spellings, name, latin1) for name, spellings in _FIELDS.items()}
-    values["lyrics"] = _lyrics(tags, path, latin1)
+    values["lyrics"] = _lyrics(tags, path, latin1, source)
     values = {name: _finish(name, repair(text) if (name, text) in latin1 else text)
               for name, text in values.items()}
     return AudioInfo(duration=duration, format=type(audio).__name__,
-                     present=_present(path, audio.info, duration), latin1=tuple(latin1),
+                     present=_present(path.stat().st_size if size is None else size, audio.info,
+                                      duration),
+                     latin1=tuple(latin1),
                      **values)
 
 
@@ -98,7 +106,8 @@ def _finish(name: str, text: str) -> str:
     return clean_lyrics(text) if name == "lyrics" else _clean(text)
 
 
-def _lyrics(tags: Any, path: Path, latin1: list[tuple[str, str]]) -> str:
+def _lyrics(tags: Any, path: Path, latin1: list[tuple[str, str]],
+            source: Path | BinaryIO) -> str:
     """Embedded lyrics from any of their homes, else a ``<stem>.lrc`` beside the song."""
     text = ""
     if tags is not None and hasattr(tags, "getall"):
@@ -106,7 +115,7 @@ def _lyrics(tags: Any, path: Path, latin1: list[tuple[str, str]]) -> str:
     elif tags is not None:
         text = _lookup(tags, ((), _LYRICS_VORBIS, ()), "lyrics", latin1)
     if not text.strip():
-        text = _ape_lyrics(path, tags)
+        text = _ape_lyrics(source, tags)
     if not text.strip():
         text = read_lrc(path)
     return text
@@ -132,7 +141,7 @@ def _id3_lyrics(tags: Any, latin1: list[tuple[str, str]]) -> str:
     return ""
 
 
-def _ape_lyrics(path: Path, tags: Any) -> str:
+def _ape_lyrics(source: Path | BinaryIO, tags: Any) -> str:
     """APEv2 ``Lyrics``: the file's own tags (WavPack, Monkey's Audio, Musepack) or an APEv2
     block some taggers append to an MP3 beside its ID3."""
     if tags is not None and type(tags).__name__ == "APEv2":
@@ -140,19 +149,21 @@ def _ape_lyrics(path: Path, tags: Any) -> str:
     try:
         from mutagen.apev2 import APEv2
 
-        ape = APEv2(path)
+        if not isinstance(source, Path):
+            source.seek(0)
+        ape = APEv2(source)
     except Exception:  # noqa: BLE001 - unreadable APE tags only lose a hint
         return ""
     return _value_text(ape.get("Lyrics")) or _value_text(ape.get("Unsyncedlyrics"))
 
 
-def _present(path: Path, info: Any, duration: float) -> float:
+def _present(size: int, info: Any, duration: float) -> float:
     bitrate = getattr(info, "bitrate", 0) or 0
     offset = getattr(info, "frame_offset", None)  # MPEG only: where the audio frames start
     if offset is None or bitrate <= 0 or duration <= 0:
         return 1.0
     promised = duration * bitrate / 8
-    return max(0.0, (path.stat().st_size - int(offset)) / float(promised))
+    return max(0.0, (size - int(offset)) / float(promised))
 
 
 def _lookup(tags: Any, spellings: tuple[tuple[str, ...], ...], name: str = "",

@@ -18,7 +18,7 @@ import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from acewatchd.config.schema import Watch
 from acewatchd.ingest import formats
@@ -49,9 +49,10 @@ class Verdict:
         return self.info is not None
 
 
-def check_link(path: Path, folder: Path) -> str:
-    """'' if ``path`` is a regular file or a symlink staying inside ``folder``; else why not."""
-    st = os.lstat(path)
+def check_link(path: Path, folder: Path, st: os.stat_result | None = None) -> str:
+    """'' if ``path`` is a regular file or a symlink staying inside ``folder``; else why not.
+    ``st``: its lstat, when the caller has it."""
+    st = os.lstat(path) if st is None else st
     if stat.S_ISLNK(st.st_mode):
         target = Path(os.path.realpath(path))
         if not target.is_relative_to(os.path.realpath(folder)):
@@ -65,27 +66,49 @@ def check_link(path: Path, folder: Path) -> str:
 
 
 def validate(path: Path, watch: Watch) -> Verdict:
+    """Open the file (never blocking on a FIFO swapped in) and judge it: ``validate_open``."""
     if not formats.listed(path, watch.extensions):
-        return Verdict(None, f"its extension .{formats.extension(path)} is not one of "
-                             "[watch] extensions")
+        return _not_listed(path)
     try:
-        with os.fdopen(open_regular(path), "rb") as fh:  # never blocks on a FIFO swapped in
-            size = os.fstat(fh.fileno()).st_size
-            sniffed = formats.sniff_stream(fh) if size else formats.Sniffed()
+        with os.fdopen(open_regular(path), "rb") as fh:
+            return validate_open(path, fh, watch)
     except OSError as exc:
-        return Verdict(None, f"it {UNREADABLE} ({exc.strerror or exc}).")
+        return unreadable(exc)
+
+
+def validate_open(path: Path, fh: BinaryIO, watch: Watch) -> Verdict:
+    """Judge the file ``fh`` holds open (``path`` is its name): sniffed, parsed and the
+    tags read from this one open file, wherever ``fh`` is positioned."""
+    if not formats.listed(path, watch.extensions):
+        return _not_listed(path)
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        fh.seek(0)
+        sniffed = formats.sniff_stream(fh) if size else formats.Sniffed()
+    except OSError as exc:
+        return unreadable(exc)
     if size == 0:
         return Verdict(None, "the file is empty (0 bytes).")
     problem = formats.content_problem(path.name, sniffed)
     if problem:
         return Verdict(None, problem)
     try:
-        info = read_audio(path, kind=_content_kind(path, sniffed))
+        info = read_audio(path, kind=_content_kind(path, sniffed), fileobj=fh, size=size)
     except TagError as exc:
         return Verdict(None, f"{exc}.")
     except OSError as exc:
-        return Verdict(None, f"it {UNREADABLE} ({exc.strerror or exc}).")
+        return unreadable(exc)
     return _check_duration(info, watch)
+
+
+def unreadable(exc: OSError) -> Verdict:
+    """The verdict on a file that cannot be opened or read (no permission, an I/O error)."""
+    return Verdict(None, f"it {UNREADABLE} ({exc.strerror or exc}).")
+
+
+def _not_listed(path: Path) -> Verdict:
+    return Verdict(None, f"its extension .{formats.extension(path)} is not one of "
+                         "[watch] extensions")
 
 
 def _content_kind(path: Path, sniffed: formats.Sniffed) -> Any:
@@ -147,6 +170,8 @@ def reject(path: Path, rejected_dir: Path, relpath: str, reason: str, *, copy: b
 def forget_rejection(rejected_dir: Path, relpath: str) -> bool:
     """Remove the copy and reason file an earlier rejection left (the file has since been
     ingested: it was rejected while still arriving). True if there was one."""
+    if not rejected_dir.is_dir():
+        return False  # the common case: nothing of this dataset was ever rejected
     dest = rejected_dir / relpath
     found = False
     for path in (dest.with_name(_reason_name(dest.name)), dest):

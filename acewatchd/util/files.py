@@ -24,6 +24,7 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 TEMP_PREFIX = ".acewatchd-tmp-"
 _CHUNK = 1 << 20
@@ -231,14 +232,22 @@ def sha256_file(path: Path, *, follow: bool = True, limit: int | None = None,
     """sha256 of a regular file (never blocks on a FIFO or reads a device); with ``limit``
     a larger file raises EFBIG without being read. ``stop`` is checked between 1 MB chunks,
     so a multi-GB file on a slow disk does not hold up a SIGTERM: Abandoned is raised."""
-    digest = hashlib.sha256()
     with os.fdopen(open_regular(path, follow=follow), "rb") as fh:
         if limit is not None and os.fstat(fh.fileno()).st_size > limit:
             raise OSError(errno.EFBIG, f"it is larger than {limit} bytes", str(path))
-        while chunk := fh.read(_CHUNK):
-            if stop is not None and stop.is_set():
-                raise Abandoned(f"{path}: stopped while hashing it")
-            digest.update(chunk)
+        return sha256_stream(fh, stop=stop, name=path)
+
+
+def sha256_stream(fh: BinaryIO, *, stop: threading.Event | None = None,
+                  name: Path | str = "the file") -> str:
+    """sha256 of an open file from its start to its end (its position ends at the end);
+    ``stop`` as for sha256_file, ``name`` for its message."""
+    digest = hashlib.sha256()
+    fh.seek(0)
+    while chunk := fh.read(_CHUNK):
+        if stop is not None and stop.is_set():
+            raise Abandoned(f"{name}: stopped while hashing it")
+        digest.update(chunk)
     return digest.hexdigest()
 
 
