@@ -52,10 +52,11 @@ def start_daemon(home: Path) -> subprocess.Popen[bytes]:
     """The real daemon; ACEWATCHD_BENCH_CODE=<checkout> runs another checkout's daemon (to
     compare two versions against the same floor, which always comes from this checkout)."""
     env = dict(os.environ)
-    if env.get("ACEWATCHD_BENCH_CODE"):
-        env["PYTHONPATH"] = env["ACEWATCHD_BENCH_CODE"]
+    env["PYTHONPATH"] = env.get("ACEWATCHD_BENCH_CODE") or str(Path(__file__).resolve().parents[1])
+    # Started in the temp home: `python -m` puts the working directory first on sys.path, so
+    # started from a checkout it would run that checkout's code whatever PYTHONPATH says.
     proc = subprocess.Popen([sys.executable, "-m", "acewatchd", "--config",
-                             str(home / "config.toml"), "run"],
+                             str(home / "config.toml"), "run"], cwd=home,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wait_for(lambda: (home / "state" / "acewatchd.lock").exists() and
              (home / "state" / "acewatchd.lock").read_text().strip() == str(proc.pid), 30)
