@@ -89,7 +89,8 @@ def main() -> None:
     print(f"durable floor {floor:.3f} s; pipeline / floor {took / floor:.2f}x; floor cpu user "
           f"{f1.ru_utime - f0.ru_utime:.3f} s, sys {f1.ru_stime - f0.ru_stime:.3f} s")
     if prof:
-        pstats.Stats(prof).sort_stats(__import__("os").environ.get("SORT", "cumulative")).print_stats(40)
+        prof.dump_stats("/tmp/w2/pipe.prof") if __import__("os").environ.get("DUMP") else None
+        pstats.Stats(prof).sort_stats(__import__("os").environ.get("SORT", "cumulative")).print_stats(int(__import__("os").environ.get("TOP", "40")))
 
 
 if __name__ == "__main__":

@@ -90,13 +90,19 @@ class Sniffed:
 
 
 def extension(path: Path | str) -> str:
-    """The extension, lowercase and without the dot ('.MP3' is an mp3)."""
-    return Path(path).suffix.lower().lstrip(".")
+    """The extension, lowercase and without the dot ('.MP3' is an mp3; '.mp3' alone, a
+    hidden file, has none: as Path.suffix, without building a Path per call)."""
+    return os.path.splitext(os.path.basename(path))[1].lower().lstrip(".")
 
 
 def listed(path: Path | str, extensions: list[str]) -> bool:
     """Is this file's extension one of ``[watch] extensions`` (compared case-insensitively)?"""
-    return extension(path) in {e.lower().lstrip(".") for e in extensions}
+    return extension(path) in _normalised(tuple(extensions))
+
+
+@functools.lru_cache(maxsize=16)
+def _normalised(extensions: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(e.lower().lstrip(".") for e in extensions)
 
 
 def sniff_file(path: Path, *, follow: bool = True) -> Sniffed:
