@@ -8,11 +8,15 @@ of the two, so a disk that got faster or slower meanwhile does not flatter the d
 bare mutagen tag loop (the retired target, <= 3x) is still printed for comparison.
 
 Usage: python bench/ingest_bulk.py [--files 1000] [--settle 1.0]
+ACEWATCHD_BENCH_CODE=<another checkout> runs that checkout's daemon against this one's floor
+(alternate the two to compare versions). TMPDIR=/dev/shm puts the run on tmpfs, where fsync
+costs nothing: the daemon's CPU per song is then all that separates it from the floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
 import sys
@@ -50,6 +54,16 @@ def stubbed(db: Path) -> int:
         conn.close()
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=1000)
@@ -66,12 +80,14 @@ def main() -> None:
         proc = start_daemon(home)
         try:
             time.sleep(1.0)
+            cpu0 = process_cpu(proc.pid)
             t0 = time.monotonic()
             for i, song in enumerate(songs):
                 shutil.copyfile(song, home / "drop" / DATASETS[i % 3] / song.name)
             copied = time.monotonic() - t0
             db = home / "state" / "ledger.sqlite3"
             done = wait_for(lambda: stubbed(db) == args.files, 600, 0.1) - t0
+            cpu = process_cpu(proc.pid) - cpu0
         finally:
             stop_daemon(proc)
         floor_after = durable_floor(songs, home / "floor-after", DATASETS, _BATCH)
@@ -87,6 +103,8 @@ def main() -> None:
     print(f"durable floor (tag parse + sha256 + 2 fsync'd sidecars per song, folders fsync'd "
           f"per batch of {_BATCH}): {floor_before:.3f} s before, {floor_after:.3f} s after "
           f"({1000 * floor / args.files:.2f} ms/song at the lower)")
+    print(f"daemon CPU from the copy's start until all stubbed: {cpu:.2f} s "
+          f"({1000 * cpu / args.files:.2f} ms/song, user + system, all its threads)")
     print(f"daemon after copy + settle window: {work:.3f} s = {work / floor:.2f}x the durable "
           f"floor (target <= 1.25x)")
     print(f"for comparison, against the bare tag loop: whole time {done / base:.1f}x, after "
