@@ -117,25 +117,34 @@ def decode_bytes(raw: bytes, encoding: str = "") -> str:
 
 def read_lrc(audio: Path) -> str:
     """``<stem>.lrc`` beside ``audio`` as text, '' unless it is a regular file (not a
-    symlink) under 1 MB."""
-    path = audio.with_name(f"{audio.stem}.lrc")
+    symlink) under 1 MB. Also found: ``<stem>.LRC`` (Windows rippers; a case-sensitive disk
+    tells it apart) and ``<name>.<ext>.lrc`` (players that name it after the whole file)."""
+    for name in (f"{audio.stem}.lrc", f"{audio.stem}.LRC", f"{audio.name}.lrc"):
+        raw = _small_regular(audio.with_name(name))
+        if raw is not None:
+            return decode_bytes(raw)
+    return ""
+
+
+def _small_regular(path: Path) -> bytes | None:
+    """The bytes of a regular file under LRC_MAX_BYTES, never through a link; None if absent,
+    unreadable or anything else."""
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_size >= LRC_MAX_BYTES:
-            return ""
+            return None
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         fd = os.open(path, flags)
     except OSError:
-        return ""
+        return None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return ""
-        raw = os.read(fd, LRC_MAX_BYTES)
+            return None
+        return os.read(fd, LRC_MAX_BYTES)
     except OSError:
-        return ""
+        return None
     finally:
         os.close(fd)
-    return decode_bytes(raw)
 
 
 def _score(text: str) -> int:

@@ -132,10 +132,17 @@ def _move(writer: Writer, cfg: Config, old: FileRow, job: StubJob, kind: str) ->
 
 
 def _move_lrc(writer: Writer, cfg: Config, old: FileRow, job: StubJob) -> str:
-    """A ``<stem>.lrc`` beside the song is where its lyrics came from: it goes along too."""
-    src = _old_sidecar(cfg, old, ".lrc", None)
-    return "" if src is None else _carry_file(writer, old, job, src,
-                                              job.audio.with_name(f"{job.audio.stem}.lrc"))
+    """A ``.lrc`` beside the song, under any name ``lyrics.read_lrc`` looks for, is where its
+    lyrics came from: it goes along too, under the same kind of name."""
+    old_ext = Path(old.relpath).suffix
+    names = ((".lrc", f"{job.audio.stem}.lrc"), (".LRC", f"{job.audio.stem}.LRC"),
+             (f"{old_ext}.lrc", f"{job.audio.name}.lrc"))
+    warnings = []
+    for suffix, dest_name in names:
+        src = _old_sidecar(cfg, old, suffix, None)
+        if src is not None:
+            warnings.append(_carry_file(writer, old, job, src, job.audio.with_name(dest_name)))
+    return "; ".join(w for w in warnings if w)
 
 
 def _carry_file(writer: Writer, old: FileRow, job: StubJob, src: Path, dest: Path) -> str:

@@ -155,6 +155,18 @@ def test_renamed_song_carries_its_stubs(home: Home, daemon: Daemon,
     assert ds["stubs"] == {"untouched": 1, "reviewed": 1, "missing": 0}
 
 
+def test_a_lrc_named_after_the_whole_file_moves_with_its_song(
+        home: Home, daemon: Daemon, songs: dict[str, Path]) -> None:
+    audio = ingest(daemon, songs["old"], home.drop / KIM / "old.mp3")
+    lrc = audio.with_name("old.mp3.lrc")
+    lrc.write_text("[00:01.00]가사\n", "utf-8")
+    moved = home.drop / KIM / "new.mp3"
+    os.rename(audio, moved)
+    pump(daemon, lambda: stubbed(daemon, KIM, "new.mp3", moved))
+    assert not lrc.exists()
+    assert moved.with_name("new.mp3.lrc").read_text("utf-8") == "[00:01.00]가사\n"
+
+
 def test_renamed_folder_keeps_its_songs_records(home: Home, daemon: Daemon,
                                                songs: dict[str, Path]) -> None:
     audio = ingest(daemon, songs["old"], home.drop / KIM / "album A" / "x.mp3")

@@ -192,6 +192,20 @@ def test_lrc_in_cp949(media: Path) -> None:
     assert read_audio(path).lyrics == LYRICS
 
 
+@pytest.mark.parametrize("name", ["upper.LRC", "upper.mp3.lrc"])
+def test_lrc_named_in_other_ways(media: Path, name: str) -> None:
+    path = _mp3(media, "upper.mp3")
+    (media / name).write_text(LRC, encoding="utf-8")
+    assert read_audio(path).lyrics == LYRICS
+
+
+def test_lrc_of_the_stem_wins_over_other_names(media: Path) -> None:
+    path = _mp3(media, "several.mp3")
+    (media / "several.lrc").write_text("[00:01.00]the stem's\n", encoding="utf-8")
+    (media / "several.mp3.lrc").write_text(LRC, encoding="utf-8")
+    assert read_audio(path).lyrics == "the stem's"
+
+
 def test_embedded_lyrics_win_over_lrc(media: Path) -> None:
     from mutagen.id3 import USLT
 
