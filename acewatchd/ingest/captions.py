@@ -10,7 +10,9 @@ import re
 _NOTE = r"([A-Ga-g])\s*(#|♯|b|♭|-?sharp|-?flat|is|es)?"
 _MODE = r"(m|min|minor|moll|maj|major|dur|M)?"
 _KEY = re.compile(rf"^{_NOTE}\s*{_MODE}\.?$", re.IGNORECASE)
-_CAMELOT = re.compile(r"^(1[0-2]|[1-9])\s*([ABab])$")
+_CAMELOT = re.compile(r"^0?(1[0-2]|[1-9])\s*([ABab])$")
+# Open Key (Traktor): 1d is C major and 1m A minor, i.e. Camelot 8B and 8A; a step is a fifth.
+_OPEN_KEY = re.compile(r"^0?(1[0-2]|[1-9])\s*([dmDM])$")
 _CAMELOT_MAJOR = ("B major", "F# major", "Db major", "Ab major", "Eb major", "Bb major",
                   "F major", "C major", "G major", "D major", "A major", "E major")
 _CAMELOT_MINOR = ("Ab minor", "Eb minor", "Bb minor", "F minor", "C minor", "G minor",
@@ -36,10 +38,17 @@ def normalize_key(text: str) -> str:
     """'Em', 'E min' -> 'E minor'; 'F#', 'Fsharp' -> 'F# major'; Camelot '8A' -> 'A minor'.
     '' when the text is no key (ACE-Step's keyscale is '<note> major|minor')."""
     text = " ".join((text or "").split())
+    if "/" in text:  # "C#m/Dbm", "8A/Am": two spellings of one key, the first will do
+        return next((k for k in map(normalize_key, text.split("/")) if k), "")
     camelot = _CAMELOT.match(text)
     if camelot:
         number, letter = int(camelot.group(1)), camelot.group(2).upper()
         return (_CAMELOT_MINOR if letter == "A" else _CAMELOT_MAJOR)[number - 1]
+    open_key = _OPEN_KEY.match(text)
+    if open_key:
+        number = (int(open_key.group(1)) + 6) % 12 + 1  # as Camelot
+        minor = open_key.group(2).lower() == "m"
+        return (_CAMELOT_MINOR if minor else _CAMELOT_MAJOR)[number - 1]
     match = _KEY.match(text)
     if not match:
         return ""
@@ -53,8 +62,11 @@ def normalize_key(text: str) -> str:
 
 def normalize_bpm(text: str | int | float | None) -> int | None:
     """A tempo tag as whole BPM (rounded), None outside 30..300 or unreadable."""
+    raw = str(text).strip().lower().removesuffix("bpm").strip()
+    if raw.count(",") == 1 and "." not in raw:
+        raw = raw.replace(",", ".")  # "128,00": a decimal comma, as European taggers write
     try:
-        value = round(float(str(text).strip().lower().removesuffix("bpm").strip()))
+        value = round(float(raw))
     except (ValueError, OverflowError):
         return None
     return value if 30 <= value <= 300 else None

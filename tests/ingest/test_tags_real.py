@@ -365,7 +365,9 @@ def test_several_tcon_values_are_separate_genres(media: Path) -> None:
 
 @pytest.mark.parametrize(("tag", "key"), [
     ("Am", "A minor"), ("A min", "A minor"), ("F#", "F# major"), ("Fsharp", "F# major"),
-    ("Bb", "Bb major"), ("C#m", "C# minor"), ("8B", "C major"), ("junk", ""), ("", "")])
+    ("Bb", "Bb major"), ("C#m", "C# minor"), ("8B", "C major"), ("08A", "A minor"),
+    ("1d", "C major"), ("1m", "A minor"), ("6d", "B major"), ("12m", "D minor"),
+    ("C#m/Dbm", "C# minor"), ("8A/Am", "A minor"), ("junk", ""), ("", "")])
 def test_key_is_the_same_in_caption_and_dataset_json(tag: str, key: str) -> None:
     assert normalize_key(tag) == _keyscale(tag) == key
     info = AudioInfo(duration=1, format="MP3", key=tag)
@@ -373,6 +375,7 @@ def test_key_is_the_same_in_caption_and_dataset_json(tag: str, key: str) -> None
 
 
 @pytest.mark.parametrize(("tag", "bpm"), [("76", 76), ("76.6", 77), ("120 BPM", 120),
+                                          ("128,00", 128), ("1,200", None),
                                           ("0", None), ("999", None), ("", None)])
 def test_bpm_is_the_same_in_caption_and_dataset_json(tag: str, bpm: int | None) -> None:
     assert normalize_bpm(tag) == _bpm(tag) == bpm
