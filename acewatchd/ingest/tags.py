@@ -8,10 +8,12 @@ called, who made it, which lyrics). mutagen's container classes name the same fa
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from acewatchd.ingest import riffinfo
 from acewatchd.ingest.lyrics import clean_lyrics, read_lrc, repair
 
 # field -> (ID3 frame ids, Vorbis/FLAC comment names, MP4 atoms)
@@ -93,6 +95,8 @@ def read_audio(path: Path, kind: Any = None, *, fileobj: BinaryIO | None = None,
     latin1: list[tuple[str, str]] = []
     values = {name: _lookup(tags, spellings, name, latin1) for name, spellings in _FIELDS.items()}
     values["lyrics"] = _lyrics(tags, path, latin1, source)
+    if type(audio).__name__ == "WAVE" and not all(values[f] for f in riffinfo.FIELDS.values()):
+        _riff_info(values, source, latin1)
     values = {name: _finish(name, repair(text) if (name, text) in latin1 else text)
               for name, text in values.items()}
     return AudioInfo(duration=duration, format=type(audio).__name__,
@@ -100,6 +104,29 @@ def read_audio(path: Path, kind: Any = None, *, fileobj: BinaryIO | None = None,
                                       duration),
                      latin1=tuple(latin1),
                      **values)
+
+
+def _riff_info(values: dict[str, str], source: Path | BinaryIO,
+               latin1: list[tuple[str, str]]) -> None:
+    """Fill the fields a WAV's ID3 chunk (if any) left empty from its RIFF INFO chunk. Bytes
+    that are not UTF-8 are legacy codepage text: read as latin-1 and marked so, to be
+    repaired like an ID3 frame marked latin-1."""
+    try:
+        if isinstance(source, Path):
+            with open(source, "rb") as fh:
+                found = riffinfo.read_info(fh)
+        else:
+            found = riffinfo.read_info(source)
+    except (OSError, struct.error):
+        return  # unreadable INFO only loses hints
+    for name, raw in found.items():
+        if values.get(name):
+            continue
+        try:
+            values[name] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            values[name] = raw.decode("latin-1")
+            latin1.append((name, values[name]))
 
 
 def _finish(name: str, text: str) -> str:

@@ -206,6 +206,70 @@ def test_lrc_of_the_stem_wins_over_other_names(media: Path) -> None:
     assert read_audio(path).lyrics == "the stem's"
 
 
+# --------------------------------------------------------------------------- WAV's RIFF INFO
+
+
+def _info_chunk(**fields: bytes) -> bytes:
+    body = b"INFO"
+    for cid, value in fields.items():
+        data = value + b"\0"
+        body += cid.encode() + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+    return b"LIST" + struct.pack("<I", len(body)) + body
+
+
+def _with_chunk(path: Path, chunk: bytes, *, at_end: bool) -> None:
+    """Add a chunk to a WAV (before its first chunk, or after its last) and fix the size."""
+    raw = path.read_bytes()
+    body = raw[12:] + chunk if at_end else chunk + raw[12:]
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
+
+
+def test_wav_info_tags_written_by_ffmpeg(media: Path) -> None:
+    path = _tone(media / "info.wav", "-metadata", "title=사랑했지만", "-metadata",
+                 f"artist={KIM}", "-metadata", "album=Album", "-metadata", "genre=Ballad",
+                 "-metadata", "date=1995")
+    info = read_audio(path)
+    assert (info.title, info.artist, info.album, info.genre, info.year) == (
+        "사랑했지만", KIM, "Album", "Ballad", "1995")
+    assert caption_text(info, Dataset(caption_template="{artist}, {title}, {decade}"),
+                        "x") == f"{KIM}, 사랑했지만, 1990s\n"
+
+
+def test_wav_info_in_a_legacy_codepage_after_the_audio(media: Path) -> None:
+    path = _tone(media / "cp949.wav", "-map_metadata", "-1")
+    _with_chunk(path, _info_chunk(INAM="사랑".encode("cp949"), IART=KIM.encode("cp949")),
+                at_end=True)
+    info = read_audio(path)
+    assert (info.title, info.artist) == ("사랑", KIM)
+    assert MOJIBAKE not in caption_text(info, Dataset(), "x")
+
+
+def test_wav_id3_chunk_wins_over_info(media: Path) -> None:
+    from mutagen.id3 import TIT2
+    from mutagen.wave import WAVE
+
+    path = _tone(media / "both.wav", "-metadata", "title=from info", "-metadata",
+                 "artist=info artist")
+    wave = WAVE(path)
+    wave.add_tags()
+    wave.tags.add(TIT2(encoding=3, text="from id3"))
+    wave.save()
+    info = read_audio(path)
+    assert (info.title, info.artist) == ("from id3", "info artist")
+
+
+@pytest.mark.parametrize("chunk", [
+    b"LIST" + struct.pack("<I", 0xFFFFFFF0) + b"INFOINAM",   # sizes past the file's end
+    b"LIST" + struct.pack("<I", 2) + b"IN",                  # a list too short for its name
+    _info_chunk(INAM=b"") + b"junk",                         # an empty value, trailing junk
+])
+def test_wav_with_broken_info_still_reads(media: Path, chunk: bytes) -> None:
+    path = _tone(media / "broken.wav", "-map_metadata", "-1")
+    _with_chunk(path, chunk, at_end=True)
+    info = read_audio(path)
+    assert info.duration > 1.9 and info.title == ""
+
+
 def test_embedded_lyrics_win_over_lrc(media: Path) -> None:
     from mutagen.id3 import USLT
 
