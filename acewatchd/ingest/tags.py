@@ -94,9 +94,11 @@ def read_audio(path: Path, kind: Any = None, *, fileobj: BinaryIO | None = None,
     tags = audio.tags
     latin1: list[tuple[str, str]] = []
     values = {name: _lookup(tags, spellings, name, latin1) for name, spellings in _FIELDS.items()}
-    values["lyrics"] = _lyrics(tags, path, latin1, source)
-    if type(audio).__name__ == "WAVE" and not all(values[f] for f in riffinfo.FIELDS.values()):
-        _riff_info(values, source, latin1)
+    values["lyrics"] = _embedded_lyrics(tags, latin1)
+    if not all(v.strip() for v in values.values()):
+        _secondary(values, type(audio).__name__, tags, source, latin1)
+    if not values["lyrics"].strip():
+        values["lyrics"] = read_lrc(path)
     values = {name: _finish(name, repair(text) if (name, text) in latin1 else text)
               for name, text in values.items()}
     return AudioInfo(duration=duration, format=type(audio).__name__,
@@ -133,19 +135,49 @@ def _finish(name: str, text: str) -> str:
     return clean_lyrics(text) if name == "lyrics" else _clean(text)
 
 
-def _lyrics(tags: Any, path: Path, latin1: list[tuple[str, str]],
-            source: Path | BinaryIO) -> str:
-    """Embedded lyrics from any of their homes, else a ``<stem>.lrc`` beside the song."""
-    text = ""
+def _embedded_lyrics(tags: Any, latin1: list[tuple[str, str]]) -> str:
     if tags is not None and hasattr(tags, "getall"):
-        text = _id3_lyrics(tags, latin1)
-    elif tags is not None:
-        text = _lookup(tags, ((), _LYRICS_VORBIS, ()), "lyrics", latin1)
-    if not text.strip():
-        text = _ape_lyrics(source, tags)
-    if not text.strip():
-        text = read_lrc(path)
-    return text
+        return _id3_lyrics(tags, latin1)
+    if tags is not None:
+        return _lookup(tags, ((), _LYRICS_VORBIS, ()), "lyrics", latin1)
+    return ""
+
+
+def _secondary(values: dict[str, str], kind: str, tags: Any, source: Path | BinaryIO,
+               latin1: list[tuple[str, str]]) -> None:
+    """Fields still empty, from the tag blocks taggers put beside a format's own: an APEv2
+    block appended to an MP3 (foobar2000, Mp3tag; some MP3s have nothing else), an ID3v2 tag
+    in front of a FLAC (old taggers; mutagen skips it), a WAV's RIFF INFO chunk."""
+    if tags is None or type(tags).__name__ != "APEv2":
+        _fill(values, _other_tags(source, "apev2"), latin1)
+    if kind == "FLAC":
+        _fill(values, _other_tags(source, "id3"), latin1)
+    if kind == "WAVE":
+        _riff_info(values, source, latin1)
+
+
+def _other_tags(source: Path | BinaryIO, which: str) -> Any:
+    """mutagen's APEv2 or ID3 tags of the file, None if it has none (or they are unreadable:
+    a secondary block only loses hints)."""
+    from mutagen.apev2 import APEv2
+    from mutagen.id3 import ID3
+
+    try:
+        if not isinstance(source, Path):
+            source.seek(0)
+        return APEv2(source) if which == "apev2" else ID3(source)
+    except Exception:  # noqa: BLE001 - mutagen raises its own errors, struct's and others
+        return None
+
+
+def _fill(values: dict[str, str], tags: Any, latin1: list[tuple[str, str]]) -> None:
+    if tags is None:
+        return
+    for name, spellings in _FIELDS.items():
+        if not values[name].strip():
+            values[name] = _lookup(tags, spellings, name, latin1)
+    if not values["lyrics"].strip():
+        values["lyrics"] = _embedded_lyrics(tags, latin1)
 
 
 def _id3_lyrics(tags: Any, latin1: list[tuple[str, str]]) -> str:
@@ -166,22 +198,6 @@ def _id3_lyrics(tags: Any, latin1: list[tuple[str, str]]) -> str:
                 latin1.append(("lyrics", text))
             return text
     return ""
-
-
-def _ape_lyrics(source: Path | BinaryIO, tags: Any) -> str:
-    """APEv2 ``Lyrics``: the file's own tags (WavPack, Monkey's Audio, Musepack) or an APEv2
-    block some taggers append to an MP3 beside its ID3."""
-    if tags is not None and type(tags).__name__ == "APEv2":
-        return ""  # already looked up through the Vorbis-style names
-    try:
-        from mutagen.apev2 import APEv2
-
-        if not isinstance(source, Path):
-            source.seek(0)
-        ape = APEv2(source)
-    except Exception:  # noqa: BLE001 - unreadable APE tags only lose a hint
-        return ""
-    return _value_text(ape.get("Lyrics")) or _value_text(ape.get("Unsyncedlyrics"))
 
 
 def _present(size: int, info: Any, duration: float) -> float:

@@ -206,6 +206,49 @@ def test_lrc_of_the_stem_wins_over_other_names(media: Path) -> None:
     assert read_audio(path).lyrics == "the stem's"
 
 
+# ------------------------------------------------------- tags beside a format's own block
+
+
+def test_mp3_with_only_apev2_tags(media: Path) -> None:
+    from mutagen.apev2 import APEv2
+
+    path = _tone(media / "apeonly.mp3", "-b:a", "32k", "-map_metadata", "-1",
+                 "-id3v2_version", "0", "-write_id3v1", "0")
+    ape = APEv2()
+    ape["Title"], ape["Artist"], ape["Genre"], ape["Year"] = "제목", KIM, "Ballad", "1996"
+    ape.save(path)
+    info = read_audio(path)
+    assert (info.title, info.artist, info.genre, info.year) == ("제목", KIM, "Ballad", "1996")
+
+
+def test_id3_wins_over_apev2_beside_it(media: Path) -> None:
+    from mutagen.apev2 import APEv2
+    from mutagen.id3 import TIT2
+
+    path = _mp3(media, "id3ape.mp3")
+    _id3(path, TIT2(encoding=3, text="from id3"))
+    ape = APEv2()
+    ape["Title"], ape["Artist"] = "from ape", "ape artist"
+    ape.save(path)
+    info = read_audio(path)
+    assert (info.title, info.artist) == ("from id3", "ape artist")
+
+
+def test_flac_tagged_with_id3_in_front(media: Path) -> None:
+    from mutagen.id3 import ID3, TIT2, TPE1, USLT
+
+    path = _tone(media / "id3.flac", "-map_metadata", "-1")
+    id3 = ID3()
+    id3.add(TIT2(encoding=0, text=KIM.encode("cp949").decode("latin-1")))
+    id3.add(TPE1(encoding=3, text="가수"))
+    id3.add(USLT(encoding=3, lang="kor", desc="", text=LYRICS))
+    raw = path.read_bytes()
+    id3.save(path)  # mutagen writes the tag into the file it is given: in front of the FLAC
+    assert path.read_bytes().startswith(b"ID3") and path.read_bytes().endswith(raw[-64:])
+    info = read_audio(path)
+    assert (info.format, info.title, info.artist, info.lyrics) == ("FLAC", KIM, "가수", LYRICS)
+
+
 # --------------------------------------------------------------------------- WAV's RIFF INFO
 
 
