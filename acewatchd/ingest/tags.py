@@ -19,7 +19,8 @@ from acewatchd.ingest.lyrics import clean_lyrics, read_lrc, repair
 # field -> (ID3 frame ids, Vorbis/FLAC comment names, MP4 atoms)
 _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "title": (("TIT2",), ("title",), ("\xa9nam",)),
-    "artist": (("TPE1", "TPE2"), ("artist", "albumartist"), ("\xa9ART", "aART")),
+    "artist": (("TPE1", "TPE2"), ("artist", "albumartist", "album artist", "album_artist"),
+               ("\xa9ART", "aART")),
     "album": (("TALB",), ("album",), ("\xa9alb",)),
     "genre": (("TCON",), ("genre",), ("\xa9gen",)),
     "year": (("TDRC", "TYER", "TDOR"), ("date", "year"), ("\xa9day",)),

@@ -88,6 +88,17 @@ def test_sylt_text_without_times(media: Path) -> None:
     assert read_audio(path).lyrics == "어느새 나는\n그대 곁에"
 
 
+@pytest.mark.parametrize("name", ["ALBUMARTIST", "ALBUM ARTIST", "ALBUM_ARTIST"])
+def test_flac_album_artist_in_any_spelling(media: Path, name: str) -> None:
+    from mutagen.flac import FLAC
+
+    path = _tone(media / f"aa-{name.replace(' ', '_')}.flac", "-map_metadata", "-1")
+    flac = FLAC(path)
+    flac[name] = KIM
+    flac.save()
+    assert read_audio(path).artist == KIM
+
+
 @pytest.mark.parametrize("name", ["LYRICS", "UNSYNCEDLYRICS", "UNSYNCED LYRICS"])
 def test_flac_vorbis_lyrics(media: Path, name: str) -> None:
     from mutagen.flac import FLAC
