@@ -50,7 +50,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
         ("aiff", "AIFF"), ("wma", "Windows Media Audio"), ("webm", "WebM"),
         ("matroska", "Matroska audio"), ("ape", "Monkey's Audio"), ("wavpack", "WavPack"),
         ("caf", "Core Audio (CAF)"), ("amr", "AMR"), ("ac3", "AC-3"), ("dsd", "DSD"),
-        ("musepack", "Musepack"), ("tta", "True Audio"), ("au", "Sun AU"))),
+        ("musepack", "Musepack"), ("tta", "True Audio"), ("au", "Sun AU"),
+        ("speex", "Speex"), ("w64", "Sony Wave64"), ("rf64", "RF64 (WAV over 4 GB)"),
+        ("dts", "DTS"), ("real", "RealAudio"), ("voc", "Creative Voice"),
+        ("3gp", "3GP (a phone recording)"))),
+    Format("audible", "Audible audiobook", False,
+           fix="it is copy-protected; use an unprotected copy of the recording"),
 )}
 
 # Extensions that name an audio format: a file with one of these is reported when skipped.
@@ -61,6 +66,9 @@ EXTENSION_FORMATS: dict[str, str] = {
     "mka": "matroska", "ape": "ape", "wv": "wavpack", "caf": "caf", "amr": "amr",
     "ac3": "ac3", "dsf": "dsd", "dff": "dsd", "mpc": "musepack", "tta": "tta", "au": "au",
     "snd": "au", "mp2": "mp2", "m4p": "m4p", "mid": "midi", "midi": "midi",
+    "m4r": "mp4", "mov": "mp4", "bwf": "wav", "mpga": "mp3", "weba": "webm", "spx": "speex",
+    "w64": "w64", "rf64": "rf64", "dts": "dts", "eac3": "ac3", "ra": "real", "rm": "real",
+    "voc": "voc", "3gp": "3gp", "3g2": "3gp", "aa": "audible", "aax": "audible",
 }
 # Extensions of files that sit beside songs and are no audio: never opened to be sniffed.
 NOT_AUDIO_EXTENSIONS = frozenset((

@@ -81,6 +81,22 @@ def test_other_audio_gets_a_fix_that_works(media: dict[str, Path], ext: str,
     assert verdict.info is not None, verdict.reason
 
 
+@pytest.mark.parametrize(("name", "fix"), [
+    ("ring.m4r", "convert it: ffmpeg -i ring.m4r -vn -c:a copy ring.m4a"),
+    ("clip.mov", "convert it: ffmpeg -i clip.mov -vn -c:a copy clip.m4a"),
+    ("take.bwf", "rename it to take.wav"),
+    ("song.mpga", "rename it to song.mp3"),
+    ("memo.3gp", "convert it: ffmpeg -i memo.3gp -vn memo.flac"),
+    ("talk.spx", "convert it: ffmpeg -i talk.spx -vn talk.flac"),
+    ("big.rf64", "convert it: ffmpeg -i big.rf64 -vn big.flac"),
+    ("old.ra", "convert it: ffmpeg -i old.ra -vn old.flac"),
+    ("book.aax", "it is copy-protected; use an unprotected copy of the recording"),
+])
+def test_more_audio_names_get_their_fix(name: str, fix: str) -> None:
+    advice = skip_advice(name)
+    assert advice is not None and advice.fix == fix
+
+
 def test_a_format_acestep_reads_but_not_listed_says_which_key() -> None:
     advice = skip_advice("a.opus")
     assert advice is not None and advice.fix == 'add "opus" to [watch] extensions in config.toml'
