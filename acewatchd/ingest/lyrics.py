@@ -14,7 +14,7 @@ from pathlib import Path
 
 LRC_MAX_BYTES = 1 << 20
 
-_TIME = re.compile(r"[\[<]\d{1,3}:\d{1,2}(?:[.:]\d{1,3})?[\]>]")
+_TIME = re.compile(r"[\[<](?:\d{1,2}:)?\d{1,3}:\d{1,2}(?:[.:,]\d{1,3})?[\]>]")  # [h:]mm:ss[.,:]xx
 _HEADER = re.compile(
     r"^\s*\[(?:ti|ar|al|au|by|offset|length|re|ve|id|la|lr|tool|#)\s*:[^\]]*\]\s*$", re.I)
 

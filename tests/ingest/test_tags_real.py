@@ -352,6 +352,7 @@ def test_lrc_symlink_fifo_and_huge_are_ignored(media: Path, tmp_path: Path) -> N
      "only"),
     ("[Verse]\nla\n\n\n\n[Chorus]\nlo", "[Verse]\nla\n\n[Chorus]\nlo"),
     ("[00:01.00]<00:01.00>word <00:01.50>by word", "word by word"),
+    ("[1:02:03.00]an hour in\n[00:12,34]a decimal comma", "an hour in\na decimal comma"),
     ("line\r\nline2\x00", "line\nline2"),
 ])
 def test_clean_lyrics(raw: str, clean: str) -> None:
