@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from acewatchd.ingest import riffinfo
+from acewatchd.ingest import riffinfo, vorbisraw
 from acewatchd.ingest.lyrics import clean_lyrics, read_lrc, repair
 
 # field -> (ID3 frame ids, Vorbis/FLAC comment names, MP4 atoms)
@@ -98,6 +98,8 @@ def read_audio(path: Path, kind: Any = None, *, fileobj: BinaryIO | None = None,
     values["lyrics"] = _embedded_lyrics(tags, latin1)
     if not all(v.strip() for v in values.values()):
         _secondary(values, type(audio).__name__, tags, source, latin1)
+    if type(audio).__name__ in vorbisraw.KINDS and any("\ufffd" in v for v in values.values()):
+        _undecoded(values, type(audio).__name__, source, latin1)
     if not values["lyrics"].strip():
         values["lyrics"] = read_lrc(path)
     values = {name: _finish(name, repair(text) if (name, text) in latin1 else text)
@@ -107,6 +109,31 @@ def read_audio(path: Path, kind: Any = None, *, fileobj: BinaryIO | None = None,
                                       duration),
                      latin1=tuple(latin1),
                      **values)
+
+
+def _undecoded(values: dict[str, str], kind: str, source: Path | BinaryIO,
+               latin1: list[tuple[str, str]]) -> None:
+    """Vorbis comments mutagen decoded with replacement characters: their bytes, read again,
+    are legacy codepage text (not UTF-8, as the spec wants), marked as latin-1 to be
+    repaired like an ID3 frame marked so."""
+    if isinstance(source, Path):
+        with open(source, "rb") as fh:
+            raw = vorbisraw.read_raw(fh, kind)
+    else:
+        raw = vorbisraw.read_raw(source, kind)
+    for name, text in values.items():
+        if "\ufffd" not in text:
+            continue
+        names = _LYRICS_VORBIS if name == "lyrics" else _FIELDS[name][1]
+        found = next((raw[n.lower()] for n in names if raw.get(n.lower())), None)
+        if found is None:
+            continue
+        sep = "\n" if name == "lyrics" else "; "
+        try:
+            values[name] = sep.join(v.decode("utf-8") for v in found)
+        except UnicodeDecodeError:
+            values[name] = sep.join(v.decode("latin-1") for v in found)
+            latin1.append((name, values[name]))
 
 
 def _riff_info(values: dict[str, str], source: Path | BinaryIO,

@@ -402,6 +402,58 @@ def test_tag_encoding_override(media: Path) -> None:
     assert caption_text(info, ds, path.stem) == "你好世界\n"
 
 
+def _legacy_vorbis(path: Path, codec: str, **tags: str) -> Path:
+    """ffmpeg writes the bytes it is given into the Vorbis comments: not UTF-8 here, as
+    rippers of the 2000s wrote them."""
+    meta = [arg for name, text in tags.items()
+            for arg in (b"-metadata", name.encode() + b"=" + text.encode(codec))]
+    subprocess.run([ffmpeg_path().encode(), b"-nostdin", b"-loglevel", b"error", b"-y", b"-f",
+                    b"lavfi", b"-i", b"sine=frequency=440:duration=2", *meta, bytes(path)],
+                   check=True, stdin=subprocess.DEVNULL)
+    return path
+
+
+@pytest.mark.parametrize("ext", ["flac", "ogg", "opus"])
+def test_cp949_bytes_in_vorbis_comments(media: Path, ext: str) -> None:
+    path = _legacy_vorbis(media / f"vc949.{ext}", "cp949", title="사랑했지만", artist=KIM,
+                          lyrics="[00:01.00]어느새 나는")
+    info = read_audio(path)
+    assert (info.title, info.artist, info.lyrics) == ("사랑했지만", KIM, "어느새 나는")
+    caption = caption_text(info, Dataset(), path.stem)
+    assert "\ufffd" not in caption and caption == f"{KIM} style\n"
+
+
+def test_vorbis_comments_in_a_codepage_the_guess_gets_wrong(media: Path) -> None:
+    path = _legacy_vorbis(media / "vcgbk.flac", "gbk", title="你好世界")
+    info = read_audio(path)
+    assert "\ufffd" not in info.title and "你好世界" not in info.title
+    ds = Dataset(tag_encoding="gbk", caption_template="{title}")
+    assert caption_text(info, ds, path.stem) == "你好世界\n"
+
+
+def test_utf8_vorbis_comments_are_left_as_they_are(media: Path) -> None:
+    path = _legacy_vorbis(media / "vcutf8.flac", "utf-8", title="a \ufffd in its title",
+                          artist=KIM)
+    info = read_audio(path)
+    assert (info.title, info.artist) == ("a \ufffd in its title", KIM)
+
+
+@pytest.mark.parametrize("cut", [0, 4, 9, 42, 60, 70, 100, 130, 200, 500])
+@pytest.mark.parametrize("ext", ["flac", "ogg"])
+def test_raw_vorbis_comments_of_a_cut_file_are_whole_or_none(media: Path, tmp_path: Path,
+                                                                 ext: str, cut: int) -> None:
+    import io
+
+    from acewatchd.ingest import vorbisraw
+
+    whole = _legacy_vorbis(media / f"cut.{ext}", "cp949", title="사랑했지만").read_bytes()
+    kind = "FLAC" if ext == "flac" else "OggVorbis"
+    assert vorbisraw.read_raw(io.BytesIO(whole), kind)["title"] == ["사랑했지만".encode("cp949")]
+    # Never an error, never a tag cut short: all of it or nothing.
+    assert vorbisraw.read_raw(io.BytesIO(whole[:cut]), kind).get("title") in (
+        None, ["사랑했지만".encode("cp949")])
+
+
 def _id3v1(path: Path, title: bytes, artist: bytes, genre: int) -> None:
     block = b"TAG" + title.ljust(30, b"\0") + artist.ljust(30, b"\0") + b"\0" * 30 + b"1994" + \
         b"\0" * 30 + struct.pack("B", genre)
