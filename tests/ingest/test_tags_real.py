@@ -454,6 +454,31 @@ def test_raw_vorbis_comments_of_a_cut_file_are_whole_or_none(media: Path, tmp_pa
         None, ["사랑했지만".encode("cp949")])
 
 
+def test_the_daemons_one_open_reads_the_blocks_beside_the_tags(media: Path) -> None:
+    """ingest reads a song through one open file (validate_open), not by its path: the
+    secondary blocks are read from that file too."""
+    from mutagen.apev2 import APEv2
+
+    from acewatchd.config.schema import Watch
+    from acewatchd.ingest.validate import validate
+
+    wav = _tone(media / "open-info.wav", "-metadata", f"artist={KIM}")
+    flac = _legacy_vorbis(media / "open-949.flac", "cp949", title="사랑했지만")
+    mp3 = _tone(media / "open-ape.mp3", "-b:a", "32k", "-map_metadata", "-1",
+                "-id3v2_version", "0", "-write_id3v1", "0")
+    ape = APEv2()
+    ape["Artist"], ape["Lyrics"] = KIM, LYRICS
+    ape.save(mp3)
+    watch = Watch(min_duration_seconds=1)
+    got = {}
+    for path in (wav, flac, mp3):
+        info = validate(path, watch).info
+        assert info is not None, path.name
+        got[path.suffix] = (info.title, info.artist, info.lyrics)
+    assert got == {".wav": ("", KIM, ""), ".flac": ("사랑했지만", "", ""),
+                   ".mp3": ("", KIM, LYRICS)}
+
+
 def _id3v1(path: Path, title: bytes, artist: bytes, genre: int) -> None:
     block = b"TAG" + title.ljust(30, b"\0") + artist.ljust(30, b"\0") + b"\0" * 30 + b"1994" + \
         b"\0" * 30 + struct.pack("B", genre)
