@@ -65,6 +65,17 @@ def test_run_page_and_index_in_chromium(tmp_path: Path) -> None:
         assert links == [(folder / "index.html").as_uri()]
         assert page.errors() == []
         page.screenshot(ARTIFACTS / "outbox-index.png")
+        for width in (1200, 400):  # a laptop, a phone
+            page.call("Emulation.setDeviceMetricsOverride", {
+                "width": width, "height": 700, "deviceScaleFactor": 1, "mobile": False},
+                session=True)
+            # The dataset's name on one line (a squeezed column broke it mid-word), and
+            # nothing wider than the screen.
+            assert page.evaluate("(() => { const r = document.createRange(); "
+                                 "r.selectNodeContents(document.querySelector('.chip')); "
+                                 "return r.getClientRects().length; })()") == 1, width
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(ARTIFACTS / "outbox-index-phone.png", width=400)
         page.open(links[0])                               # the link really leads to the run
         assert page.evaluate("document.title").startswith(DATASET)
 
