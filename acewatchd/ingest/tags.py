@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from acewatchd.ingest import riffinfo, vorbisraw
 from acewatchd.ingest.lyrics import clean_lyrics, read_lrc, repair
+
+_T = TypeVar("_T")
 
 # field -> (ID3 frame ids, Vorbis/FLAC comment names, MP4 atoms)
 _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
@@ -114,49 +117,47 @@ def read_audio(path: Path, kind: Any = None, *, fileobj: BinaryIO | None = None,
 def _undecoded(values: dict[str, str], kind: str, source: Path | BinaryIO,
                latin1: list[tuple[str, str]]) -> None:
     """Vorbis comments mutagen decoded with replacement characters: their bytes, read again,
-    are legacy codepage text (not UTF-8, as the spec wants), marked as latin-1 to be
-    repaired like an ID3 frame marked so."""
-    if isinstance(source, Path):
-        with open(source, "rb") as fh:
-            raw = vorbisraw.read_raw(fh, kind)
-    else:
-        raw = vorbisraw.read_raw(source, kind)
+    are legacy codepage text (not UTF-8, as the spec wants)."""
+    raw = _read(source, lambda fh: vorbisraw.read_raw(fh, kind))
     for name, text in values.items():
         if "\ufffd" not in text:
             continue
         names = _LYRICS_VORBIS if name == "lyrics" else _FIELDS[name][1]
         found = next((raw[n.lower()] for n in names if raw.get(n.lower())), None)
-        if found is None:
-            continue
-        sep = "\n" if name == "lyrics" else "; "
-        try:
-            values[name] = sep.join(v.decode("utf-8") for v in found)
-        except UnicodeDecodeError:
-            values[name] = sep.join(v.decode("latin-1") for v in found)
-            latin1.append((name, values[name]))
+        if found is not None:
+            values[name] = _raw_text(name, found, latin1)
 
 
 def _riff_info(values: dict[str, str], source: Path | BinaryIO,
                latin1: list[tuple[str, str]]) -> None:
-    """Fill the fields a WAV's ID3 chunk (if any) left empty from its RIFF INFO chunk. Bytes
-    that are not UTF-8 are legacy codepage text: read as latin-1 and marked so, to be
-    repaired like an ID3 frame marked latin-1."""
+    """Fill the fields a WAV's ID3 chunk (if any) left empty from its RIFF INFO chunk."""
     try:
-        if isinstance(source, Path):
-            with open(source, "rb") as fh:
-                found = riffinfo.read_info(fh)
-        else:
-            found = riffinfo.read_info(source)
+        found = _read(source, riffinfo.read_info)
     except (OSError, struct.error):
         return  # unreadable INFO only loses hints
     for name, raw in found.items():
-        if values.get(name):
-            continue
-        try:
-            values[name] = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            values[name] = raw.decode("latin-1")
-            latin1.append((name, values[name]))
+        if not values.get(name):
+            values[name] = _raw_text(name, [raw], latin1)
+
+
+def _read(source: Path | BinaryIO, read: Callable[[BinaryIO], _T]) -> _T:
+    """``read`` on the file already open, or on the path opened for it."""
+    if isinstance(source, Path):
+        with open(source, "rb") as fh:
+            return read(fh)
+    return read(source)
+
+
+def _raw_text(name: str, raws: list[bytes], latin1: list[tuple[str, str]]) -> str:
+    """Tag bytes as text: UTF-8, else legacy codepage bytes, read as latin-1 and marked so in
+    ``latin1``, to be repaired like an ID3 frame marked latin-1."""
+    sep = "\n" if name == "lyrics" else "; "
+    try:
+        return sep.join(r.decode("utf-8") for r in raws)
+    except UnicodeDecodeError:
+        text = sep.join(r.decode("latin-1") for r in raws)
+        latin1.append((name, text))
+        return text
 
 
 def _finish(name: str, text: str) -> str:
