@@ -24,6 +24,7 @@ from acewatchd.config.schema import Config
 from acewatchd.ingest import songchange
 from acewatchd.ingest.dropdir import STALE_TEMP_SECONDS, ignored_name, locate, nfc, walk_drop
 from acewatchd.ingest.formats import advice_for, listed, skip_sentence
+from acewatchd.ingest.pace import Pace
 from acewatchd.ingest.settle import Signature, signature, signature_of
 from acewatchd.ingest.stubs import (
     KINDS,
@@ -75,6 +76,7 @@ class Ingestor:
         self.config = config
         self.stop = stop  # set: a hash in progress is abandoned (util.files.Abandoned)
         self.writer = Writer(ledger)
+        self.pace = Pace()  # how long this drop folder's stub writes take (ingest.pace)
 
     # ---- naming
 
@@ -150,7 +152,7 @@ class Ingestor:
         states: list[str] = []
         ready: list[_Ready] = []
         slot: dict[int, int] = {}  # id(ready) -> its index in the pipe's outcomes
-        with StubPipe(self.writer, threads=len(paths) > 1) as pipe:
+        with StubPipe(self.writer, threads=len(paths) > 1, pace=self.pace) as pipe:
             changed: list[_Ready] = []
             for path in paths:
                 result = self._prepare(path)

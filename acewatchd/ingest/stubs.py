@@ -31,6 +31,7 @@ from acewatchd.ingest.captions import (
     tag_value,
 )
 from acewatchd.ingest.lyrics import clean_lyrics, encoding_for
+from acewatchd.ingest.pace import Pace
 from acewatchd.ingest.tags import AudioInfo
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.files import record_stub, stub_hash
@@ -115,8 +116,9 @@ def write_stubs(writer: Writer, dataset: str, relpath: str, audio: Path,
 class StubPipe:
     """The stubs of a batch of songs, written while the batch's next songs are still being
     parsed and hashed: ``submit`` hands a song's missing stubs to a few threads at once
-    (create the temp file, fsync it), ``finish`` links them under their names in submission
-    order and records them. Per job the outcome is kind -> 'written' | 'ours' | 'user'.
+    (create the temp file, fsync it) where this disk makes such writes wait, and writes them
+    at once where it does not (``ingest.pace``); ``finish`` links them under their names in
+    submission order and records them. Per job the outcome is kind -> 'written' | 'ours' | 'user'.
 
     Safe to repeat after a kill -9 at any point: an existing stub equal to what we would
     write is ours. A stub is linked only after its content is fsync'd; the fsyncs are plain,
@@ -124,14 +126,17 @@ class StubPipe:
     flushes the drive cache once, on macOS. Leaving the ``with`` block, however it is left,
     closes every temp file and removes those not linked."""
 
-    def __init__(self, writer: Writer, *, threads: bool = True) -> None:
+    def __init__(self, writer: Writer, *, threads: bool = True, pace: Pace | None = None) -> None:
         self.writer = writer
         self._jobs: list[StubJob] = []
         self._outcomes: list[dict[str, str]] = []
         self._todo: list[tuple[int, str, Path, bytes, Future[tuple[int, str]]]] = []
-        # A single song: threads would cost more than they save.
-        self._pool = (ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="stub-io")
-                      if threads else None)
+        # A single song: threads would cost more than they save. Otherwise the pace says
+        # whether this disk's writes block long enough to be worth them (ingest.pace); the
+        # pool is made only then.
+        self._threads = threads
+        self._pace = pace if pace is not None else Pace()
+        self._pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> StubPipe:
         return self
@@ -172,14 +177,17 @@ class StubPipe:
         return self._outcomes
 
     def _start(self, folder: Path, data: bytes) -> Future[tuple[int, str]]:
-        if self._pool is not None:
+        if self._threads and not self._pace.probe():
             # Creating an inode is kernel time (0.1-0.8 ms each on the CI VM's ext4),
             # serialised per folder but not across folders, and fsyncs in flight together
             # share journal commits: both overlap the next songs' parsing and hashing.
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=_WORKERS,
+                                                thread_name_prefix="stub-io")
             return self._pool.submit(_synced_temp, folder, data)
         done: Future[tuple[int, str]] = Future()
         try:
-            done.set_result(_synced_temp(folder, data))
+            done.set_result(self._pace.timed(lambda: _synced_temp(folder, data)))
         except BaseException as exc:
             done.set_exception(exc)
             raise

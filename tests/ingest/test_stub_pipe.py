@@ -10,6 +10,7 @@ import pytest
 
 from acewatchd.demo.audiogen import SongTags, make_mp3
 from acewatchd.ingest import stubs
+from acewatchd.ingest.pace import PROBE_EVERY, SLOW_SECONDS, Pace
 from acewatchd.ingest.pipeline import Ingestor
 from acewatchd.ingest.stubs import StubJob, StubPipe, stub_path
 from acewatchd.ledger.batch import Writer
@@ -77,3 +78,57 @@ def test_the_pipe_links_in_submission_order_and_a_users_file_wins(tmp_path: Path
     assert (out[first], out[second]) == ({"caption": "user"}, {"caption": "user"})
     assert stub_path(songs[0], "caption").read_text(encoding="utf-8") == "also mine\n"
     assert not [p for p in (drop / "d").iterdir() if p.name.startswith(".")]
+
+
+def _writer_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of the thread that wrote each stub's temp file."""
+    names: list[str] = []
+    real = stubs._synced_temp
+
+    def synced_temp(folder: Path, data: bytes) -> tuple[int, str]:
+        names.append(threading.current_thread().name)
+        return real(folder, data)
+
+    monkeypatch.setattr(stubs, "_synced_temp", synced_temp)
+    return names
+
+
+@pytest.mark.parametrize(("average", "threaded"), [
+    (None, False), (SLOW_SECONDS / 10, False), (SLOW_SECONDS * 10, True), (None, True)])
+def test_stub_writes_go_to_threads_only_where_the_disk_makes_them_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, average: float | None,
+        threaded: bool) -> None:
+    _, ledger, drop = ingestor(tmp_path)
+    songs = _songs(drop, 3)
+    names = _writer_threads(monkeypatch)
+    clock = iter(range(1000))  # every inline write takes exactly `took` seconds
+    took = SLOW_SECONDS * 10 if threaded else SLOW_SECONDS / 10
+    pace = Pace(timer=lambda: next(clock) * took)
+    pace.average = average
+    with StubPipe(Writer(ledger), pace=pace) as pipe:
+        for song in songs:
+            pipe.submit(StubJob("d", song.name, song, {"caption": "c\n", "lyrics": "l\n"}))
+        out = pipe.finish()
+    assert out == [{"caption": "written", "lyrics": "written"}] * 3
+    main = threading.current_thread().name
+    if threaded:  # known slow: all on threads; unknown: the first one times the disk
+        assert names[1:] and all(n.startswith("stub-io") for n in names[1:])
+        assert names[0].startswith("stub-io") == (average is not None)
+    else:  # unknown or quick: each write inline, and timed (a first one sets the pace)
+        assert names == [main] * 6
+        assert pace.average is not None
+    assert not [p for p in (drop / "d").iterdir() if p.name.startswith(".")]
+
+
+def test_a_slow_pace_is_probed_inline_now_and_then_and_follows_a_disk_that_got_quick() -> None:
+    pace = Pace()
+    assert pace.probe() and not pace.slow  # unknown: time the first write
+    pace.record(SLOW_SECONDS * 20)
+    assert pace.slow
+    probes = [pace.probe() for _ in range(3 * PROBE_EVERY)]
+    assert probes.count(True) == 3 and probes[PROBE_EVERY - 1]
+    while pace.slow:  # each probe on a disk that is quick now pulls the average down
+        pace.record(SLOW_SECONDS / 100)
+    assert pace.probe() and pace.probe()  # quick: every write inline
+    pace.record(SLOW_SECONDS * 20)  # one write that blocked long: threads again
+    assert pace.slow and not pace.probe()
