@@ -130,7 +130,8 @@ class StubPipe:
         self.writer = writer
         self._jobs: list[StubJob] = []
         self._outcomes: list[dict[str, str]] = []
-        self._todo: list[tuple[int, str, Path, bytes, Future[tuple[int, str]]]] = []
+        self._todo: list[tuple[int, list[tuple[str, Path, bytes]],
+                              Future[list[tuple[int, str]]]]] = []
         # A single song: threads would cost more than they save. Otherwise the pace says
         # whether this disk's writes block long enough to be worth them (ingest.pace); the
         # pool is made only then.
@@ -144,39 +145,46 @@ class StubPipe:
     def __exit__(self, *_exc: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        for *_, future in self._todo:
+        for _, _, future in self._todo:
             if future.cancelled() or future.exception() is not None:
                 continue
-            fd, tmp = future.result()
-            os.close(fd)
-            if tmp:
-                _unlink(tmp)  # a linked one lives on under its stub name
+            for fd, tmp in future.result():
+                os.close(fd)
+                if tmp:
+                    _unlink(tmp)  # a linked one lives on under its stub name
 
     def submit(self, job: StubJob) -> int:
         """Start writing the job's missing stubs; returns its index in ``finish``'s list."""
         index = len(self._jobs)
         self._jobs.append(job)
         self._outcomes.append({})
+        missing: list[tuple[str, Path, bytes]] = []
         for kind, text in job.texts.items():
             path, data = stub_path(job.audio, kind), text.encode("utf-8")
             if os.path.lexists(path):
                 self._outcomes[index][kind] = _existing(self.writer, job, kind, path,
                                                         sha256_bytes(data))
             else:
-                self._todo.append((index, kind, path, data, self._start(path.parent, data)))
+                missing.append((kind, path, data))
+        if missing:
+            self._todo.append((index, missing, self._start(job.audio.parent,
+                                                           [d for *_, d in missing])))
         return index
 
     def finish(self) -> list[dict[str, str]]:
         """Link every stub submitted (each once its temp file is fsync'd) and record it."""
-        for index, kind, path, data, future in self._todo:
-            if kind in self._outcomes[index]:
-                continue  # linked by an earlier finish()
-            fd, tmp = future.result()
-            self._outcomes[index][kind] = _link(self.writer, self._jobs[index], kind, path,
-                                                fd, tmp, sha256_bytes(data))
+        for index, missing, future in self._todo:
+            temps = future.result()
+            for (kind, path, data), (fd, tmp) in zip(missing, temps, strict=True):
+                if kind in self._outcomes[index]:
+                    continue  # linked by an earlier finish()
+                self._outcomes[index][kind] = _link(self.writer, self._jobs[index], kind,
+                                                    path, fd, tmp, sha256_bytes(data))
         return self._outcomes
 
-    def _start(self, folder: Path, data: bytes) -> Future[tuple[int, str]]:
+    def _start(self, folder: Path, datas: list[bytes]) -> Future[list[tuple[int, str]]]:
+        """A song's missing stubs, as temp files: one hand-off per song, not per stub (each
+        costs a future, a queue and a GIL switch)."""
         if self._threads and not self._pace.probe():
             # Creating an inode is kernel time (0.1-0.8 ms each on the CI VM's ext4),
             # serialised per folder but not across folders, and fsyncs in flight together
@@ -184,14 +192,29 @@ class StubPipe:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=_WORKERS,
                                                 thread_name_prefix="stub-io")
-            return self._pool.submit(_synced_temp, folder, data)
-        done: Future[tuple[int, str]] = Future()
+            return self._pool.submit(_synced_temps, folder, datas)
+        done: Future[list[tuple[int, str]]] = Future()
         try:
-            done.set_result(self._pace.timed(lambda: _synced_temp(folder, data)))
+            done.set_result(self._pace.timed(lambda: _synced_temps(folder, datas)))
         except BaseException as exc:
             done.set_exception(exc)
             raise
         return done
+
+
+def _synced_temps(folder: Path, datas: list[bytes]) -> list[tuple[int, str]]:
+    """Each of ``datas`` in a temp file of ``folder``, fsync'd; none left behind on error."""
+    made: list[tuple[int, str]] = []
+    try:
+        for data in datas:
+            made.append(_synced_temp(folder, data))
+    except BaseException:
+        for fd, tmp in made:
+            os.close(fd)
+            if tmp:
+                _unlink(tmp)
+        raise
+    return made
 
 
 def _synced_temp(folder: Path, data: bytes) -> tuple[int, str]:

@@ -14,6 +14,7 @@ from acewatchd.ingest.pace import PROBE_EVERY, SLOW_SECONDS, Pace
 from acewatchd.ingest.pipeline import Ingestor
 from acewatchd.ingest.stubs import StubJob, StubPipe, stub_path
 from acewatchd.ledger.batch import Writer
+from acewatchd.util import files
 from tests.support.ingest import ingestor
 
 
@@ -111,9 +112,9 @@ def test_stub_writes_go_to_threads_only_where_the_disk_makes_them_wait(
         out = pipe.finish()
     assert out == [{"caption": "written", "lyrics": "written"}] * 3
     main = threading.current_thread().name
-    if threaded:  # known slow: all on threads; unknown: the first one times the disk
-        assert names[1:] and all(n.startswith("stub-io") for n in names[1:])
-        assert names[0].startswith("stub-io") == (average is not None)
+    if threaded:  # known slow: all on threads; unknown: the first song's time the disk
+        assert names[2:] and all(n.startswith("stub-io") for n in names[2:])
+        assert [n.startswith("stub-io") for n in names[:2]] == [average is not None] * 2
     else:  # unknown or quick: each write inline, and timed (a first one sets the pace)
         assert names == [main] * 6
         assert pace.average is not None
@@ -132,3 +133,28 @@ def test_a_slow_pace_is_probed_inline_now_and_then_and_follows_a_disk_that_got_q
     assert pace.probe() and pace.probe()  # quick: every write inline
     pace.record(SLOW_SECONDS * 20)  # one write that blocked long: threads again
     assert pace.slow and not pace.probe()
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_a_song_whose_second_stub_cannot_be_written_leaves_no_temp_of_its_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threaded: bool) -> None:
+    _, ledger, drop = ingestor(tmp_path)
+    song = _songs(drop, 1)[0]
+    monkeypatch.setattr(files, "_anonymous", False)  # named temps: visible if left behind
+    real, calls = stubs._synced_temp, []
+
+    def synced_temp(folder: Path, data: bytes) -> tuple[int, str]:
+        calls.append(data)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(folder, data)
+
+    monkeypatch.setattr(stubs, "_synced_temp", synced_temp)
+    pace = Pace()
+    pace.average = SLOW_SECONDS * 10 if threaded else 0.0
+    with pytest.raises(OSError, match="No space"), StubPipe(Writer(ledger), pace=pace) as pipe:
+        pipe.submit(StubJob("d", song.name, song, {"caption": "c\n", "lyrics": "l\n"}))
+        pipe.finish()
+    assert len(calls) == 2
+    assert sorted(p.name for p in (drop / "d").iterdir()) == [song.name]
+    assert ledger.connect().execute("SELECT count(*) FROM stubs").fetchone()[0] == 0
