@@ -47,7 +47,7 @@ def stubbed(db: Path) -> int:
         return 0
     conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=10)
     try:
-        return conn.execute("SELECT count(*) FROM files WHERE state='stubbed'").fetchone()[0]
+        return int(conn.execute("SELECT count(*) FROM files WHERE state='stubbed'").fetchone()[0])
     except sqlite3.Error:
         return 0
     finally:

@@ -3,7 +3,8 @@
 Copies a corpus into a temp home's drop folders, then runs ``Ingestor.process_many`` in the
 daemon's batch size inside ``writer.batch()`` (as ``Daemon._settle_once`` does), timed and
 optionally under cProfile. Settling and watch events are left out on purpose: this isolates
-the per-song cost. Usage: python bench/ingest_profile.py [--files 1000] [--profile]
+the per-song cost. Usage: python bench/ingest_profile.py [--files 1000] [--log] [--watch]
+[--profile [--sort tottime] [--top 40] [--dump FILE]]
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import queue
 import resource
 import shutil
 import sys
@@ -25,6 +27,7 @@ from ingest_floor import durable_floor
 from acewatchd.config.load import load_config
 from acewatchd.daemon.daemon import _BATCH
 from acewatchd.ingest.pipeline import Ingestor
+from acewatchd.ingest.watcher import Hint, Watcher
 from acewatchd.ledger.db import Ledger
 from acewatchd.log import setup_logging
 
@@ -39,10 +42,16 @@ def _thread_cpu() -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=1000)
-    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="run the pipeline under cProfile")
+    ap.add_argument("--sort", default="cumulative", help="cProfile sort key (e.g. tottime)")
+    ap.add_argument("--top", type=int, default=40, help="cProfile rows to print")
+    ap.add_argument("--dump", type=Path, help="also write the cProfile stats to this file")
     ap.add_argument("--log", action="store_true", help="log to logs/ as the daemon does")
     ap.add_argument("--one-folder", action="store_true", help="all files in one dataset")
     ap.add_argument("--corpus", type=Path, help="reuse (or create) the MP3 corpus here")
+    ap.add_argument("--watch", action="store_true",
+                    help="with a watchdog observer on drop/, its hints drained between batches "
+                         "as the daemon's main loop does (what the stubs' own events cost)")
     args = ap.parse_args()
     home = make_home()
     try:
@@ -65,6 +74,10 @@ def main() -> None:
             setup_logging(cfg.paths.logs, cfg.logging.level, console=False)
         ledger = Ledger(cfg.paths.state)
         ingestor = Ingestor(ledger, lambda: cfg)
+        hints: queue.Queue[Hint] = queue.Queue()
+        watcher = Watcher(cfg.paths.drop, None, hints) if args.watch else None
+        if watcher:
+            watcher.start()
         prof = cProfile.Profile() if args.profile else None
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0, c0 = time.perf_counter(), _thread_cpu()
@@ -73,9 +86,13 @@ def main() -> None:
         for start in range(0, len(drops), _BATCH):
             with ingestor.writer.batch():
                 ingestor.process_many(drops[start:start + _BATCH])
+            while not hints.empty():
+                hints.get_nowait()
         if prof:
             prof.disable()
         took = time.perf_counter() - t0
+        if watcher:
+            watcher.stop()
         main_user, main_sys = (b - a for a, b in zip(c0, _thread_cpu(), strict=True))
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         ledger.close()
@@ -89,8 +106,9 @@ def main() -> None:
     print(f"durable floor {floor:.3f} s; pipeline / floor {took / floor:.2f}x; floor cpu user "
           f"{f1.ru_utime - f0.ru_utime:.3f} s, sys {f1.ru_stime - f0.ru_stime:.3f} s")
     if prof:
-        prof.dump_stats("/tmp/w2/pipe.prof") if __import__("os").environ.get("DUMP") else None
-        pstats.Stats(prof).sort_stats(__import__("os").environ.get("SORT", "cumulative")).print_stats(int(__import__("os").environ.get("TOP", "40")))
+        if args.dump:
+            prof.dump_stats(args.dump)
+        pstats.Stats(prof).sort_stats(args.sort).print_stats(args.top)
 
 
 if __name__ == "__main__":
