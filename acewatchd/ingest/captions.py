@@ -21,9 +21,23 @@ _CAMELOT_MINOR = ("Ab minor", "Eb minor", "Bb minor", "F minor", "C minor", "G m
 PLACEHOLDERS = frozenset({
     "unknown", "unknown artist", "unknown album", "unknown title", "unknown genre", "other",
     "various", "various artists", "untitled", "no artist", "no title", "none", "n/a",
-    "<unknown>", "[unknown]", "(unknown)",
+    "<unknown>", "[unknown]", "(unknown)", "?",
+    # What Windows Media Player and other rippers write in their users' languages: a Korean
+    # library ripped in the 2000s is full of "알 수 없는 아티스트".
+    "알 수 없는 아티스트", "알 수 없는 앨범", "알 수 없는 장르", "알 수 없음",
+    "不明なアーティスト", "不明なアルバム", "不明なジャンル", "不明",
+    "未知艺术家", "未知歌手", "未知专辑", "未知流派", "未知", "未知的演出者", "未知的專輯",
+    "unbekannter künstler", "unbekanntes album", "unbekanntes genre", "unbekannt",
+    "artiste inconnu", "album inconnu", "genre inconnu", "inconnu",
+    "artista desconocido", "álbum desconocido", "desconocido",
+    "artista sconosciuto", "album sconosciuto", "sconosciuto",
+    "artista desconhecido", "álbum desconhecido", "desconhecido",
 })
-_TRACK = re.compile(r"^(?:track|piste|titel|トラック|트랙)\s*\d{1,3}$", re.IGNORECASE)
+# Windows Media Player names an album it could not look up by the time of the rip:
+# "Unknown Album (1/4/2008 10:12:33 PM)", "알 수 없는 앨범 (2007-03-01 오후 3:12:45)".
+_DATED = re.compile(r"^(.+?)\s*\([^()]*\d[^()]*\)$")
+_TRACK = re.compile(r"^(?:track|audio\s*track|piste|pista|traccia|faixa|titel|spår|トラック|트랙|"
+                    r"音轨|音軌|曲目)\s*\d{1,3}$", re.IGNORECASE)
 _NOISE_WORDS = (r"remaster(?:ed)?|official|audio|video|m/?v|lyrics?|lyric video|hq|hd|"
                 r"\d{3}\s*kbps|explicit|clean|bonus(?: track)?|free download|visuali[sz]er|"
                 r"mp3|flac|320|live version|full version|color coded")
@@ -93,7 +107,9 @@ def genres(text: str) -> list[str]:
 def is_placeholder(text: str) -> bool:
     """A ripper's stand-in ('Unknown Artist', 'Track 01', genre 'Other'), not a real tag."""
     folded = " ".join(text.split()).casefold()
-    return folded in PLACEHOLDERS or bool(_TRACK.match(folded))
+    dated = _DATED.match(folded)
+    return (folded in PLACEHOLDERS or bool(_TRACK.match(folded))
+            or (dated is not None and dated.group(1) in PLACEHOLDERS))
 
 
 def tag_value(text: str) -> str:
