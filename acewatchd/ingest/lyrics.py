@@ -49,13 +49,20 @@ def encoding_for(language: str, tag_encoding: str) -> str:
 
 
 def repair(text: str, encoding: str = "") -> str:
-    """Undo legacy bytes read as latin-1 (``±è°æÈ£`` -> ``김경호``). Text that is not
-    latin-1-only, or whose bytes do not decode to CJK, is returned unchanged ("Café" stays)."""
+    """Undo legacy bytes read as latin-1 (``±è°æÈ£`` -> ``김경호``), and UTF-8 bytes read as
+    latin-1 (``CafÃ©`` -> ``Café``). Text that is not latin-1-only, or whose bytes do not
+    decode to UTF-8 or CJK, is returned unchanged ("Café" stays)."""
     if not text or all(ord(c) < 0x80 for c in text) or any(ord(c) > 0xFF for c in text):
         return text
+    raw = text.encode("latin-1")
+    try:
+        # UTF-8 bytes in a frame marked latin-1, as many taggers write them ("CafÃ©"). Real
+        # latin-1 text and legacy CJK bytes are practically never valid UTF-8.
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
     if _plausible_latin(text):
         return text  # "Mötley Crüe" also decodes as GBK Han: accented letters win
-    raw = text.encode("latin-1")
     if encoding:
         try:
             fixed = raw.decode(encoding)

@@ -495,6 +495,30 @@ def test_id3v1_cp949_and_numeric_genre(media: Path, tmp_path: Path) -> None:
     assert caption == f"Rock, 1990s, {KIM} style\n"
 
 
+def test_utf8_bytes_in_frames_marked_latin1_are_read_as_utf8(media: Path, tmp_path: Path) -> None:
+    """Many taggers write UTF-8 bytes into ID3 frames marked latin-1 (and into ID3v1): read
+    as latin-1 they are 'CafÃ©' mojibake, and guessed as CP949 they were Hangul garbage."""
+    from mutagen.id3 import TALB, TIT2, TPE1, USLT
+
+    def as_latin1(text: str) -> str:
+        return text.encode("utf-8").decode("latin-1")
+
+    path = _mp3(media, "utf8-in-latin1.mp3")
+    _id3(path, TIT2(encoding=0, text=as_latin1("사랑했지만")),
+         TPE1(encoding=0, text=as_latin1("Beyoncé")), TALB(encoding=0, text=as_latin1("東京事変")),
+         USLT(encoding=0, lang="kor", desc="", text=as_latin1(LYRICS)), v2=3)
+    info = read_audio(path)
+    assert (info.title, info.artist, info.album, info.lyrics) == (
+        "사랑했지만", "Beyoncé", "東京事変", LYRICS)
+    assert info.reencoded("cp949").artist == "Beyoncé"  # a dataset's codepage changes nothing
+    caption = caption_text(info, Dataset(caption_template="{artist} style, {title}"), "x")
+    assert caption == "Beyoncé style, 사랑했지만\n"
+    v1 = _tone(tmp_path / "v1-utf8.mp3", "-b:a", "32k", "-write_id3v2", "0")
+    _id3v1(v1, "사랑했지만".encode(), "Mötley Crüe".encode(), 17)
+    info = read_audio(v1)
+    assert (info.title, info.artist, info.genre) == ("사랑했지만", "Mötley Crüe", "Rock")
+
+
 def test_plain_latin1_stays(media: Path) -> None:
     from mutagen.id3 import TIT2, TPE1
 
