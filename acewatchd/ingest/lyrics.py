@@ -18,6 +18,10 @@ _TIME = re.compile(r"[\[<](?:\d{1,2}:)?\d{1,3}:\d{1,2}(?:[.:,]\d{1,3})?[\]>]")  
 _HEADER = re.compile(
     r"^\s*\[(?:ti|ar|al|au|by|offset|length|re|ve|id|la|lr|tool|#)\s*:[^\]]*\]\s*$", re.I)
 
+# C0/C1 controls but tab and newline: never text (NULs end ID3 values; a broken frame's length
+# makes mutagen read the next frames' bytes as text).
+CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
 # Dataset language -> the legacy codepage its tags were usually written in.
 LANGUAGE_ENCODINGS = {"ko": "cp949", "ja": "cp932", "zh": "gb18030"}
 # Guess order: EUC-KR (strict KS X 1001) before Shift-JIS before GBK, then the wider supersets.
@@ -25,8 +29,9 @@ _GUESSES = ("euc_kr", "shift_jis", "gbk", "cp949", "cp932", "gb18030")
 
 
 def clean_lyrics(text: str) -> str:
-    """Lyrics without LRC times/headers, CRLF and NULs; blank-line runs collapsed to one."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    """Lyrics without LRC times/headers, CRLF, NULs and other control characters; blank-line
+    runs collapsed to one."""
+    text = CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     lines: list[str] = []
     for line in text.split("\n"):
         if _HEADER.match(line):

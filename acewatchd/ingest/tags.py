@@ -7,6 +7,7 @@ called, who made it, which lyrics). mutagen's container classes name the same fa
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
 from collections.abc import Callable
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from acewatchd.ingest import riffinfo, vorbisraw
-from acewatchd.ingest.lyrics import clean_lyrics, read_lrc, repair
+from acewatchd.ingest.lyrics import CONTROLS, clean_lyrics, read_lrc, repair
 
 _T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 
 # field -> (ID3 frame ids, Vorbis/FLAC comment names, MP4 atoms)
 _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
@@ -89,7 +91,9 @@ def read_audio(path: Path, kind: Any = None, *, fileobj: BinaryIO | None = None,
     try:
         audio = kind(source) if kind is not None else mutagen.File(path)
     except mutagen.MutagenError as exc:
-        raise TagError(f"mutagen could not parse it as audio ({_short(exc)})") from exc
+        audio = _untagged_mp3(kind, source, exc)
+        if audio is None:
+            raise TagError(f"mutagen could not parse it as audio ({_short(exc)})") from exc
     except (ValueError, IndexError, EOFError, OverflowError) as exc:  # mutagen bugs on junk
         raise TagError(f"mutagen could not parse it as audio ({_short(exc)})") from exc
     if audio is None or getattr(audio, "info", None) is None:
@@ -100,18 +104,48 @@ def read_audio(path: Path, kind: Any = None, *, fileobj: BinaryIO | None = None,
     values = {name: _lookup(tags, spellings, name, latin1) for name, spellings in _FIELDS.items()}
     values["lyrics"] = _embedded_lyrics(tags, latin1)
     if not all(v.strip() for v in values.values()):
-        _secondary(values, type(audio).__name__, tags, source, latin1)
-    if type(audio).__name__ in vorbisraw.KINDS and any("\ufffd" in v for v in values.values()):
-        _undecoded(values, type(audio).__name__, source, latin1)
+        _secondary(values, _kind_name(audio), tags, source, latin1)
+    if _kind_name(audio) in vorbisraw.KINDS and any("\ufffd" in v for v in values.values()):
+        _undecoded(values, _kind_name(audio), source, latin1)
     if not values["lyrics"].strip():
         values["lyrics"] = read_lrc(path)
     values = {name: _finish(name, repair(text) if (name, text) in latin1 else text)
               for name, text in values.items()}
-    return AudioInfo(duration=duration, format=type(audio).__name__,
+    return AudioInfo(duration=duration, format=_kind_name(audio),
                      present=_present(path.stat().st_size if size is None else size, audio.info,
                                       duration),
                      latin1=tuple(latin1),
                      **values)
+
+
+@dataclass(frozen=True)
+class _Untagged:
+    """An MP3's audio stream, read without the ID3 tag mutagen refused."""
+
+    info: Any
+    tags: None = None
+
+
+def _kind_name(audio: Any) -> str:
+    return "MP3" if isinstance(audio, _Untagged) else type(audio).__name__
+
+
+def _untagged_mp3(kind: Any, source: Path | BinaryIO, exc: Exception) -> _Untagged | None:
+    """A playable MP3 whose ID3 tag mutagen refuses (an unknown version, a broken frame) is
+    still a song: its audio alone, its tags lost (the APEv2 block and the file name are still
+    read). None when the error is not the tag's or the audio does not parse either."""
+    from mutagen.id3 import error as ID3Error
+    from mutagen.mp3 import MP3, MPEGInfo
+
+    if kind is not MP3 or not isinstance(exc, ID3Error):
+        return None
+    try:
+        info = _read(source, MPEGInfo)
+    except Exception:  # noqa: BLE001 - any failure here leaves the first error to report
+        return None
+    # The ingest pipeline's log context names the file.
+    logger.warning("its ID3 tag is unreadable, so only its audio is read (%s)", _short(exc))
+    return _Untagged(info)
 
 
 def _undecoded(values: dict[str, str], kind: str, source: Path | BinaryIO,
@@ -286,8 +320,20 @@ def _frame_text(frame: Any) -> str:
         return "; ".join(str(g) for g in genres if str(g).strip())
     text = getattr(frame, "text", "")
     if isinstance(text, list):
-        return "; ".join(str(t) for t in text if str(t).strip())
+        return "; ".join(str(t) for t in _own_values(text) if str(t).strip())
     return str(text)
+
+
+def _own_values(values: list[Any]) -> list[Any]:
+    """A text frame's values up to one that is another frame's ID: a frame whose length field
+    is too large makes mutagen read the frames after it as more values of this one
+    ("Hello", "TPE1", "World", ...)."""
+    from mutagen.id3 import Frames
+
+    for i, value in enumerate(values):
+        if i and str(value) in Frames:
+            return values[:i]
+    return values
 
 
 def _value_text(value: Any, sep: str = "; ") -> str:
@@ -305,11 +351,14 @@ def _value_text(value: Any, sep: str = "; ") -> str:
 
 
 def _clean(text: str) -> str:
-    # Lyrics keep their lines; everything else is one line.
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
-    return text
+    # Lyrics keep their lines; everything else is one line. Control characters (a broken
+    # frame's length makes mutagen read the next frames' bytes as text) never reach a stub.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return CONTROLS.sub("", text).strip()
 
 
 def _short(exc: BaseException) -> str:
-    msg = str(exc).strip().rstrip(".") or type(exc).__name__
+    # mutagen names the file it read first: an open file's descriptor number, or its path.
+    msg = re.sub(r"^(?:\d+|'[^']*')\s+", "", str(exc).strip()).rstrip(".")
+    msg = msg or type(exc).__name__
     return msg[:160]

@@ -615,3 +615,53 @@ def test_bpm_is_the_same_in_caption_and_dataset_json(tag: str, bpm: int | None) 
 def test_helpers() -> None:
     assert genres("(17)(6); Other") == ["Rock", "Grunge"]
     assert name_from_stem("A1 Intro") == "Intro"
+
+
+# --------------------------------------------------------------------------- broken tags
+
+
+def _tagged(path: Path) -> bytearray:
+    _tone(path, "-b:a", "32k", "-id3v2_version", "3", "-metadata", "title=Hello",
+          "-metadata", "artist=World", "-metadata", "album=Album")
+    return bytearray(path.read_bytes())
+
+
+def test_an_mp3_whose_id3_tag_mutagen_refuses_is_still_a_song(tmp_path: Path) -> None:
+    from acewatchd.config.schema import Watch
+    from acewatchd.ingest.validate import validate
+
+    path = tmp_path / "odd-version.mp3"
+    data = _tagged(path)
+    data[3] = 5  # "ID3v2.5": mutagen refuses the whole file over its tag
+    path.write_bytes(bytes(data))
+    verdict = validate(path, Watch(min_duration_seconds=1))
+    assert verdict.info is not None, verdict.reason
+    assert verdict.info.duration == pytest.approx(2.0, abs=0.2)
+    assert (verdict.info.title, verdict.info.format) == ("", "MP3")
+    assert caption_text(verdict.info, Dataset(), "03 - 사랑했지만") == "사랑했지만\n"
+    (tmp_path / "noise.mp3").write_bytes(b"ID3\x05\x00\x00\x00\x00\x00\x10" + b"\x00" * 400)
+    refused = validate(tmp_path / "noise.mp3", Watch(min_duration_seconds=1))
+    assert refused.info is None and "ID3v2.5 not supported" in refused.reason  # no audio
+
+
+def test_a_frame_whose_length_is_too_large_gives_its_own_text_only(tmp_path: Path) -> None:
+    path = tmp_path / "long-frame.mp3"
+    data = _tagged(path)
+    at = data.find(b"TIT2")
+    data[at + 4:at + 8] = struct.pack(">I", struct.unpack(">I", data[at + 4:at + 8])[0] + 40)
+    path.write_bytes(bytes(data))
+    info = read_audio(path)
+    assert info.title == "Hello"  # not "Hello; TPE1; \x07; World; TALB; ..."
+    assert all(ch.isprintable() for value in (info.title, info.artist, info.album)
+               for ch in value)
+
+
+def test_control_characters_never_reach_a_stub(media: Path) -> None:
+    from mutagen.id3 import TIT2, TPE1, USLT
+
+    path = _mp3(media, "controls.mp3")
+    _id3(path, TIT2(encoding=3, text="Hel\x07lo\x1b"), TPE1(encoding=3, text="Wor\x85ld"),
+         USLT(encoding=3, lang="eng", desc="", text="line\x0b one\nline\x01 two"))
+    info = read_audio(path)
+    assert (info.title, info.artist, info.lyrics) == ("Hello", "World", "line one\nline two")
+    assert clean_lyrics("a\tb\x1f\nc") == "a\tb\nc"
