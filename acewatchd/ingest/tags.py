@@ -28,7 +28,10 @@ _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
                ("\xa9ART", "aART")),
     "album": (("TALB",), ("album",), ("\xa9alb",)),
     "genre": (("TCON",), ("genre",), ("\xa9gen",)),
-    "year": (("TDRC", "TYER", "TDOR"), ("date", "year"), ("\xa9day",)),
+    # The original release first: a 2011 remaster of a 1994 song is a 1990s song (Picard and
+    # Mp3tag write both; mutagen reads ID3v2.3's TORY as TDOR).
+    "year": (("TDOR", "TDRC", "TYER"), ("originaldate", "originalyear", "date", "year"),
+             ("\xa9day",)),
     "bpm": (("TBPM",), ("bpm",), ("tmpo",)),
     "key": (("TKEY",), ("initialkey", "key"), ("----:com.apple.iTunes:initialkey",)),
 }

@@ -665,3 +665,17 @@ def test_control_characters_never_reach_a_stub(media: Path) -> None:
     info = read_audio(path)
     assert (info.title, info.artist, info.lyrics) == ("Hello", "World", "line one\nline two")
     assert clean_lyrics("a\tb\x1f\nc") == "a\tb\nc"
+
+
+def test_the_decade_is_the_original_releases_not_the_remasters(media: Path) -> None:
+    from mutagen.id3 import TDOR, TDRC
+
+    mp3 = _mp3(media, "remaster.mp3")
+    _id3(mp3, TDRC(encoding=3, text="2011-03-01"), TDOR(encoding=3, text="1994"))
+    v23 = _mp3(media, "remaster23.mp3")
+    _id3(v23, TDRC(encoding=3, text="2011"), TDOR(encoding=3, text="1994"), v2=3)  # as TORY
+    flac = _tone(media / "remaster.flac", "-metadata", "date=2011",
+                 "-metadata", "originaldate=1994-05-01")
+    plain = _tone(media / "plain.flac", "-metadata", "date=2011")
+    decades = [read_audio(p).decade for p in (mp3, v23, flac, plain)]
+    assert decades == ["1990s", "1990s", "1990s", "2010s"]
