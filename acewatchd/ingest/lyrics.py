@@ -46,6 +46,24 @@ def clean_lyrics(text: str) -> str:
     return "\n".join(lines).strip()
 
 
+# What lyrics tags, lyrics sites and music apps put in place of lyrics for a song without
+# words: sung, they would teach the LoRA to sing "instrumental". NetEase and QQ Music write
+# "纯音乐，请欣赏" / "此歌曲为没有填词的纯音乐，请您欣赏" ("pure music, please enjoy").
+_INSTRUMENTAL_MARKS = frozenset({
+    "instrumental", "inst", "instrumental version", "instrumental only", "no lyrics",
+    "연주곡", "경음악", "インストゥルメンタル", "インスト", "純音樂", "纯音乐", "纯音乐请欣赏",
+    "此歌曲为没有填词的纯音乐请您欣赏", "纯音乐请您欣赏", "純音樂請欣賞",
+})
+_MARK_JUNK = re.compile(r"[\s\[\](){}<>*_.,:;!?~\-，。、！？：；（）【】「」『』・…]+")
+
+
+def means_instrumental(lyrics: str) -> bool:
+    """Lyrics that only say the song has none ("Instrumental", "[inst]", "연주곡",
+    "纯音乐，请欣赏"), LRC times and headers already stripped."""
+    folded = _MARK_JUNK.sub("", lyrics).casefold()
+    return bool(folded) and len(folded) <= 40 and folded in _INSTRUMENTAL_MARKS
+
+
 def encoding_for(language: str, tag_encoding: str) -> str:
     """The explicit codepage for a dataset: ``tag_encoding``, else by ``language``, else ''."""
     if tag_encoding.strip():

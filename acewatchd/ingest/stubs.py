@@ -30,7 +30,7 @@ from acewatchd.ingest.captions import (
     normalize_key,
     tag_value,
 )
-from acewatchd.ingest.lyrics import clean_lyrics, encoding_for
+from acewatchd.ingest.lyrics import clean_lyrics, encoding_for, means_instrumental
 from acewatchd.ingest.pace import Pace
 from acewatchd.ingest.tags import AudioInfo
 from acewatchd.ledger.batch import Writer
@@ -94,7 +94,7 @@ def lyrics_text(info: AudioInfo, ds: Dataset) -> str:
     if ds.instrumental:
         return INSTRUMENTAL + "\n"
     lyrics = clean_lyrics(info.reencoded(encoding_for(ds.language, ds.tag_encoding)).lyrics)
-    return (lyrics or INSTRUMENTAL) + "\n"
+    return (INSTRUMENTAL if not lyrics or means_instrumental(lyrics) else lyrics) + "\n"
 
 
 @dataclass(frozen=True)

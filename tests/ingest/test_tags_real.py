@@ -679,3 +679,18 @@ def test_the_decade_is_the_original_releases_not_the_remasters(media: Path) -> N
     plain = _tone(media / "plain.flac", "-metadata", "date=2011")
     decades = [read_audio(p).decade for p in (mp3, v23, flac, plain)]
     assert decades == ["1990s", "1990s", "1990s", "2010s"]
+
+
+@pytest.mark.parametrize(("lyrics", "stub"), [
+    ("Instrumental", "[Instrumental]"), ("[inst]", "[Instrumental]"),
+    ("纯音乐，请欣赏", "[Instrumental]"), ("[00:00.00]此歌曲为没有填词的纯音乐，请您欣赏", "[Instrumental]"),
+    ("연주곡", "[Instrumental]"), ("Instrumental break\nla la", "Instrumental break\nla la")])
+def test_lyrics_tags_that_only_say_instrumental_give_an_instrumental_stub(
+        media: Path, lyrics: str, stub: str) -> None:
+    """Lyrics plugins and music apps fill the lyrics tag of a song without words; sung, it
+    would teach the LoRA to sing "instrumental"."""
+    from mutagen.id3 import USLT
+
+    path = _mp3(media, f"inst-{abs(hash(lyrics))}.mp3")
+    _id3(path, USLT(encoding=3, lang="chi", desc="", text=lyrics))
+    assert lyrics_text(read_audio(path), Dataset()) == stub + "\n"

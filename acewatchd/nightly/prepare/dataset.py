@@ -14,6 +14,7 @@ from typing import Any
 from acewatchd.acestep.dataset_json import INSTRUMENTAL
 from acewatchd.config.schema import Dataset
 from acewatchd.ingest.captions import normalize_bpm, normalize_key
+from acewatchd.ingest.lyrics import clean_lyrics, means_instrumental
 from acewatchd.ingest.tags import read_audio
 from acewatchd.nightly.prepare.staging import SourceSample
 
@@ -31,7 +32,10 @@ def build(name: str, ds: Dataset, samples: list[SourceSample], staged: list[Path
 
 def sample_entry(ds: Dataset, sample: SourceSample, staged: Path) -> dict[str, Any]:
     info = _tags(staged)
-    instrumental = ds.instrumental or sample.lyrics.strip().lower() in ("", INSTRUMENTAL.lower())
+    # A stub saying only "[Instrumental]", or edited to "Instrumental" or "연주곡": sung as
+    # lyrics, ACE-Step would learn to sing the word.
+    instrumental = (ds.instrumental or not sample.lyrics.strip()
+                    or means_instrumental(clean_lyrics(sample.lyrics)))
     duration = sample.duration or float(getattr(info, "duration", 0.0) or 0.0)
     return {
         "id": sample.sample_id, "audio_path": str(staged.absolute()), "filename": staged.name,

@@ -307,6 +307,20 @@ def test_dataset_json_follows_the_contract(ph: PHome) -> None:
         ("[Instrumental]", "", True)
 
 
+@pytest.mark.parametrize("edited", ["Instrumental\n", "(instrumental)\n", "연주곡\n",
+                                    "[00:00.00]纯音乐，请欣赏\n"])
+def test_a_stub_edited_to_say_instrumental_is_an_instrumental(ph: PHome, edited: str) -> None:
+    shas = five(ph)
+    (ph.drop / "song0.lyrics.txt").write_text(edited, "utf-8")
+    (ph.drop / "song2.lyrics.txt").write_text("Instrumental break\nla la\n", "utf-8")
+    ph.prepare()
+    doc = read_dataset_json(ph.ace / "datasets" / "acewatchd" / DS / "dataset.json")
+    by_id = {s["id"]: s for s in doc["samples"]}
+    edited_entry, sung = by_id[shas[0][:8]], by_id[shas[2][:8]]
+    assert (edited_entry["lyrics"], edited_entry["is_instrumental"]) == ("[Instrumental]", True)
+    assert (sung["lyrics"], sung["is_instrumental"]) == ("Instrumental break\nla la", False)
+
+
 def test_strict_reader_rejects_unknown_and_missing_fields(ph: PHome, tmp_path: Path) -> None:
     five(ph)
     ph.prepare()
