@@ -28,9 +28,22 @@ LANGUAGE_ENCODINGS = {"ko": "cp949", "ja": "cp932", "zh": "gb18030"}
 _GUESSES = ("euc_kr", "shift_jis", "gbk", "cp949", "cp932", "gb18030")
 
 
+# Credit lines that lyrics sites put at the top of a song's lyrics (NetEase, QQ Music, Melon,
+# and the LRC files made from them): "作词 : 周杰伦", "작곡 : 김형석", "Lyrics by: …". Sung, they
+# would be lyrics. Only a leading run of them goes, and only with a colon after the role.
+_CREDIT = re.compile(
+    r"^\s*(?:作词|作詞|作曲|编曲|編曲|词|詞|曲|制作人|製作人|监制|監製|混音|录音|錄音|和声|和聲|"
+    r"出品|发行|發行|原唱|翻唱|演唱|歌手|"
+    r"작사|작곡|편곡|프로듀서|노래|"
+    r"作詞者|作曲者|編曲者|歌|"
+    r"lyrics?(?:\s+by)?|lyricist|words(?:\s+by)?|music(?:\s+by)?|composer|composed\s+by|"
+    r"written\s+by|arranged\s+by|arranger|producer|produced\s+by)\s*[:：]\s*\S.*$",
+    re.IGNORECASE)
+
+
 def clean_lyrics(text: str) -> str:
-    """Lyrics without LRC times/headers, CRLF, NULs and other control characters; blank-line
-    runs collapsed to one."""
+    """Lyrics without LRC times/headers, leading credit lines, CRLF, NULs and other control
+    characters; blank-line runs collapsed to one."""
     text = CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     lines: list[str] = []
     for line in text.split("\n"):
@@ -43,6 +56,8 @@ def clean_lyrics(text: str) -> str:
         if not line and (not lines or not lines[-1]):
             continue
         lines.append(line)
+    while lines and (not lines[0].strip() or _CREDIT.match(lines[0])):
+        lines.pop(0)
     return "\n".join(lines).strip()
 
 

@@ -694,3 +694,19 @@ def test_lyrics_tags_that_only_say_instrumental_give_an_instrumental_stub(
     path = _mp3(media, f"inst-{abs(hash(lyrics))}.mp3")
     _id3(path, USLT(encoding=3, lang="chi", desc="", text=lyrics))
     assert lyrics_text(read_audio(path), Dataset()) == stub + "\n"
+
+
+def test_credit_lines_at_the_top_of_lyrics_are_not_sung(media: Path) -> None:
+    """Lyrics sites put the credits first (NetEase's LRC files, Melon's lyrics); a song's
+    lines that merely look alike stay."""
+    path = _mp3(media, "credits.mp3")
+    (media / "credits.lrc").write_text(
+        "[ti:晴天]\n[00:00.000] 作词 : 周杰伦\n[00:01.000] 作曲 : 周杰伦\n"
+        "[00:02.000] 编曲 : 钟兴民\n[00:20.00]故事的小黄花\n[00:24.00]从出生那年就飘着\n",
+        encoding="utf-8")
+    assert lyrics_text(read_audio(path), Dataset()) == "故事的小黄花\n从出生那年就飘着\n"
+    assert clean_lyrics("작사 : 김형석\n작곡 : 김형석\n\n[Verse]\n어느새 나는\n노래: 가사") == \
+        "[Verse]\n어느새 나는\n노래: 가사"
+    assert clean_lyrics("Lyrics by: John\nMusic by: Paul\nHello darkness") == "Hello darkness"
+    assert clean_lyrics("Written by the river\nComposer: me") == \
+        "Written by the river\nComposer: me"
