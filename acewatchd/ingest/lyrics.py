@@ -41,8 +41,9 @@ _CREDIT = re.compile(
     re.IGNORECASE)
 
 
-def clean_lyrics(text: str) -> str:
-    """Lyrics without LRC times/headers, leading credit lines, CRLF, NULs and other control
+def clean_lyrics(text: str, title: str = "", artist: str = "") -> str:
+    """Lyrics without LRC times/headers, leading credit lines (and, given the song's
+    ``title`` and ``artist``, a leading line naming the song), CRLF, NULs and other control
     characters; blank-line runs collapsed to one."""
     text = CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     lines: list[str] = []
@@ -56,9 +57,24 @@ def clean_lyrics(text: str) -> str:
         if not line and (not lines or not lines[-1]):
             continue
         lines.append(line)
-    while lines and (not lines[0].strip() or _CREDIT.match(lines[0])):
+    headings = _headings(title, artist)
+    while lines and (not lines[0].strip() or _CREDIT.match(lines[0])
+                     or _folded(lines[0]) in headings):
         lines.pop(0)
     return "\n".join(lines).strip()
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.replace("–", "-").replace("—", "-").split()).casefold()
+
+
+def _headings(title: str, artist: str) -> set[str]:
+    """The lines naming the song that LRC files from KuGou, QQ Music and others start with
+    ("晴天 - 周杰伦", "周杰伦 - 晴天"), from the song's own tags."""
+    title, artist = _folded(title), _folded(artist)
+    if not title or not artist:
+        return set()  # a title alone is often the first line sung ("Yesterday")
+    return {f"{title} - {artist}", f"{artist} - {title}"}
 
 
 # What lyrics tags, lyrics sites and music apps put in place of lyrics for a song without

@@ -93,7 +93,8 @@ def caption_text(info: AudioInfo, ds: Dataset, stem: str) -> str:
 def lyrics_text(info: AudioInfo, ds: Dataset) -> str:
     if ds.instrumental:
         return INSTRUMENTAL + "\n"
-    lyrics = clean_lyrics(info.reencoded(encoding_for(ds.language, ds.tag_encoding)).lyrics)
+    info = info.reencoded(encoding_for(ds.language, ds.tag_encoding))
+    lyrics = clean_lyrics(info.lyrics, info.title, info.artist)
     return (INSTRUMENTAL if not lyrics or means_instrumental(lyrics) else lyrics) + "\n"
 
 

@@ -710,3 +710,17 @@ def test_credit_lines_at_the_top_of_lyrics_are_not_sung(media: Path) -> None:
     assert clean_lyrics("Lyrics by: John\nMusic by: Paul\nHello darkness") == "Hello darkness"
     assert clean_lyrics("Written by the river\nComposer: me") == \
         "Written by the river\nComposer: me"
+
+
+def test_a_leading_line_naming_the_song_is_not_sung(media: Path) -> None:
+    """KuGou's and QQ Music's LRC files start with "<title> - <artist>"."""
+    from mutagen.id3 import TIT2, TPE1
+
+    path = _mp3(media, "heading.mp3")
+    _id3(path, TIT2(encoding=3, text="晴天"), TPE1(encoding=3, text="周杰伦"))
+    (media / "heading.lrc").write_text(
+        "[00:00.00]晴天 - 周杰伦\n[00:01.00]词：方文山\n[00:02.00]曲：周杰伦\n"
+        "[00:20.00]故事的小黄花\n[00:30.00]晴天 - 周杰伦\n", encoding="utf-8")
+    assert lyrics_text(read_audio(path), Dataset()) == "故事的小黄花\n晴天 - 周杰伦\n"
+    assert clean_lyrics("Beatles - Yesterday\nYesterday\nall my troubles", "Yesterday",
+                        "Beatles") == "Yesterday\nall my troubles"  # a title alone is sung
