@@ -6,6 +6,7 @@ headers from LRC files (or SYLT/ffmpeg-converted tags) must go; ``[Verse]``/``[C
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import stat
@@ -41,14 +42,35 @@ _CREDIT = re.compile(
     re.IGNORECASE)
 
 
+# What lyrics scrapers leave (beets' lyrics plugin and others write it into the tags): HTML
+# line breaks and entities, and Genius's page furniture around the words.
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_ENTITY = re.compile(r"&(?:[a-z]{2,8}|#\d{1,6}|#x[0-9a-f]{1,5});", re.IGNORECASE)
+_EMBED = re.compile(r"(?<=\S)\d*Embed\s*$")  # glued to the last word: "yesterday45Embed"
+_GLUED = re.compile(r"(?<=\S)You might also like(?=\S|$)", re.MULTILINE)
+_SCRAPED_LINE = re.compile(r"^\s*(?:You might also like|See .{1,60} Live|Get tickets as low "
+                           r"as \$\d+)\s*$", re.IGNORECASE)
+_GENIUS_HEAD = re.compile(r"^\s*(?:\d+\s+Contributors?)?.{0,120}?\sLyrics\s*$", re.IGNORECASE)
+
+
+def _scraped(text: str) -> str:
+    text = _BR.sub("\n", text)
+    if _ENTITY.search(text):
+        text = html.unescape(text)
+    head, sep, rest = text.partition("\n")
+    if sep and _GENIUS_HEAD.match(head) and re.match(r"^\s*\d+\s+Contributors?", head):
+        text = rest  # "12 ContributorsYesterday Lyrics"
+    return _EMBED.sub("", _GLUED.sub("\n", text.rstrip()))
+
+
 def clean_lyrics(text: str, title: str = "", artist: str = "") -> str:
     """Lyrics without LRC times/headers, leading credit lines (and, given the song's
     ``title`` and ``artist``, a leading line naming the song), CRLF, NULs and other control
     characters; blank-line runs collapsed to one."""
-    text = CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = CONTROLS.sub("", _scraped(text.replace("\r\n", "\n").replace("\r", "\n")))
     lines: list[str] = []
     for line in text.split("\n"):
-        if _HEADER.match(line):
+        if _HEADER.match(line) or _SCRAPED_LINE.match(line):
             continue
         timed = bool(_TIME.search(line))
         line = _TIME.sub("", line).strip() if timed else line.rstrip()
@@ -70,11 +92,15 @@ def _folded(text: str) -> str:
 
 def _headings(title: str, artist: str) -> set[str]:
     """The lines naming the song that LRC files from KuGou, QQ Music and others start with
-    ("晴天 - 周杰伦", "周杰伦 - 晴天"), from the song's own tags."""
+    ("晴天 - 周杰伦", "周杰伦 - 晴天"), and a scraped Genius page's "Yesterday Lyrics", from the
+    song's own tags."""
     title, artist = _folded(title), _folded(artist)
-    if not title or not artist:
-        return set()  # a title alone is often the first line sung ("Yesterday")
-    return {f"{title} - {artist}", f"{artist} - {title}"}
+    if not title:
+        return set()
+    named = {f"{title} lyrics"}
+    if artist:  # a title alone is often the first line sung ("Yesterday"): never dropped
+        named |= {f"{title} - {artist}", f"{artist} - {title}"}
+    return named
 
 
 # What lyrics tags, lyrics sites and music apps put in place of lyrics for a song without

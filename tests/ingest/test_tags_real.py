@@ -724,3 +724,18 @@ def test_a_leading_line_naming_the_song_is_not_sung(media: Path) -> None:
     assert lyrics_text(read_audio(path), Dataset()) == "故事的小黄花\n晴天 - 周杰伦\n"
     assert clean_lyrics("Beatles - Yesterday\nYesterday\nall my troubles", "Yesterday",
                         "Beatles") == "Yesterday\nall my troubles"  # a title alone is sung
+
+
+def test_lyrics_scraped_from_a_web_page_lose_the_pages_furniture(tmp_path: Path) -> None:
+    """beets' lyrics plugin and others write what they scraped into the tag: HTML breaks and
+    entities, and Genius's "12 Contributors… Lyrics", "You might also like" and "45Embed"."""
+    scraped = ("12 ContributorsYesterday Lyrics\n[Verse 1]\nYesterday, all my troubles<br>"
+               "seemed so far awayYou might also like[Chorus]\nWhy she had to go, I don&#39;t "
+               "know &amp; she wouldn't say\nI believe in yesterday45Embed")
+    path = _tone(tmp_path / "scraped.flac", "-metadata", "title=Yesterday",
+                 "-metadata", "artist=The Beatles", "-metadata", f"lyrics={scraped}")
+    assert lyrics_text(read_audio(path), Dataset()) == (
+        "[Verse 1]\nYesterday, all my troubles\nseemed so far away\n[Chorus]\n"
+        "Why she had to go, I don't know & she wouldn't say\nI believe in yesterday\n")
+    assert clean_lyrics("Some Lyrics\nreal line\nI dream of Embed") == \
+        "Some Lyrics\nreal line\nI dream of Embed"  # no page around them: words stay
