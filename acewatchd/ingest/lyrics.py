@@ -207,18 +207,18 @@ def read_lrc(audio: Path) -> str:
     symlink) under 1 MB. Also found: ``<stem>.LRC`` (Windows rippers; a case-sensitive disk
     tells it apart) and ``<name>.<ext>.lrc`` (players that name it after the whole file)."""
     for name in (f"{audio.stem}.lrc", f"{audio.stem}.LRC", f"{audio.name}.lrc"):
-        raw = _small_regular(audio.with_name(name))
+        raw = small_regular(audio.with_name(name))
         if raw is not None:
             return decode_bytes(raw)
     return ""
 
 
-def _small_regular(path: Path) -> bytes | None:
-    """The bytes of a regular file under LRC_MAX_BYTES, never through a link; None if absent,
+def small_regular(path: Path, limit: int = LRC_MAX_BYTES) -> bytes | None:
+    """The bytes of a regular file under ``limit``, never through a link; None if absent,
     unreadable or anything else."""
     try:
         st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size >= LRC_MAX_BYTES:
+        if not stat.S_ISREG(st.st_mode) or st.st_size >= limit:
             return None
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         fd = os.open(path, flags)
@@ -227,7 +227,7 @@ def _small_regular(path: Path) -> bytes | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return os.read(fd, LRC_MAX_BYTES)
+        return os.read(fd, limit)
     except OSError:
         return None
     finally:

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from acewatchd.config.schema import Watch
 from acewatchd.ingest import formats
+from acewatchd.ingest.lyrics import decode_bytes, small_regular
 from acewatchd.ingest.tags import AudioInfo, TagError, read_audio
 from acewatchd.util.files import (
     TEMP_PREFIX,
@@ -98,7 +99,7 @@ def validate_open(path: Path, fh: BinaryIO, watch: Watch) -> Verdict:
         return Verdict(None, f"{exc}.")
     except OSError as exc:
         return unreadable(exc)
-    return _check_duration(info, watch)
+    return _check_duration(info, watch, path)
 
 
 def unreadable(exc: OSError) -> Verdict:
@@ -126,7 +127,7 @@ def _content_kind(path: Path, sniffed: formats.Sniffed) -> Any:
     return formats.mutagen_kind(found)
 
 
-def _check_duration(info: AudioInfo, watch: Watch) -> Verdict:
+def _check_duration(info: AudioInfo, watch: Watch, path: Path) -> Verdict:
     if info.present < 0.9:
         return Verdict(None, f"it looks truncated: its header promises {info.duration:.1f} s "
                              f"but the file holds only about {info.duration * info.present:.1f} s")
@@ -136,9 +137,36 @@ def _check_duration(info: AudioInfo, watch: Watch) -> Verdict:
         return Verdict(None, f"it is {info.duration:.1f} s long, shorter than "
                              f"[watch] min_duration_seconds = {watch.min_duration_seconds:g}.")
     if info.duration > watch.max_duration_seconds:
+        cue = cue_sheet_for(path)
+        album = (f" It looks like a whole CD in one file ({cue} lies beside it): split it "
+                 f"into its tracks along the cue sheet (XLD on a Mac, foobar2000, or "
+                 f"shnsplit) and drop the tracks instead." if cue else "")
         return Verdict(None, f"it is {info.duration:.1f} s long, longer than "
-                             f"[watch] max_duration_seconds = {watch.max_duration_seconds:g}.")
+                             f"[watch] max_duration_seconds = {watch.max_duration_seconds:g}."
+                             f"{album}")
     return Verdict(info)
+
+
+_CUE_LIMIT = 256 * 1024
+
+
+def cue_sheet_for(path: Path) -> str:
+    """The name of the cue sheet that splits ``path`` into tracks, or '': ``<stem>.cue`` or
+    ``<name>.cue`` beside it, or a cue sheet in its folder whose FILE line names it. Read
+    only as a regular file, never through a link."""
+    for name in (f"{path.stem}.cue", f"{path.name}.cue"):
+        if small_regular(path.with_name(name), _CUE_LIMIT) is not None:
+            return name
+    try:
+        sheets = sorted(e.name for e in os.scandir(path.parent)
+                        if e.name.lower().endswith(".cue") and not e.name.startswith("."))
+    except OSError:
+        return ""
+    for name in sheets[:20]:
+        raw = small_regular(path.with_name(name), _CUE_LIMIT)
+        if raw is not None and f'"{path.name}"'.casefold() in decode_bytes(raw).casefold():
+            return name
+    return ""
 
 
 def reject(path: Path, rejected_dir: Path, relpath: str, reason: str, *, copy: bool) -> Path:

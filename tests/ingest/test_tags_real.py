@@ -739,3 +739,23 @@ def test_lyrics_scraped_from_a_web_page_lose_the_pages_furniture(tmp_path: Path)
         "Why she had to go, I don't know & she wouldn't say\nI believe in yesterday\n")
     assert clean_lyrics("Some Lyrics\nreal line\nI dream of Embed") == \
         "Some Lyrics\nreal line\nI dream of Embed"  # no page around them: words stay
+
+
+def test_a_whole_cd_in_one_file_is_told_to_be_split_along_its_cue_sheet(tmp_path: Path) -> None:
+    from acewatchd.config.schema import Watch
+    from acewatchd.ingest.validate import validate
+
+    watch = Watch(min_duration_seconds=0.5, max_duration_seconds=1)  # the 2 s tone: "too long"
+    album = _tone(tmp_path / "Album.flac")
+    assert "cue sheet" not in (validate(album, watch).reason)
+    (tmp_path / "Album.cue").write_text('FILE "Album.flac" WAVE\n  TRACK 01 AUDIO\n', "utf-8")
+    reason = validate(album, watch).reason
+    assert "longer than [watch] max_duration_seconds = 1" in reason
+    assert "whole CD in one file (Album.cue lies beside it)" in reason
+    other = _tone(tmp_path / "CDImage.flac")
+    (tmp_path / "Some Band - Live.cue").write_bytes(
+        'PERFORMER "김경호"\nFILE "CDImage.flac" WAVE\n'.encode("cp949"))
+    assert "(Some Band - Live.cue lies beside it)" in validate(other, watch).reason
+    (tmp_path / "Album.cue").unlink()
+    (tmp_path / "Album.cue").symlink_to(tmp_path / "Some Band - Live.cue")  # never followed
+    assert "cue sheet" not in validate(album, watch).reason
