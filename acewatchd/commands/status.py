@@ -23,7 +23,14 @@ from acewatchd.config.schema import DATASET_NAME, Config
 from acewatchd.errors import ConfigError
 from acewatchd.ingest.formats import parse_skip
 from acewatchd.ingest.pipeline import locate, visible
-from acewatchd.ingest.stubs import INSTRUMENTAL, KINDS, hash_or_none, stub_path, stub_state
+from acewatchd.ingest.stubs import (
+    INSTRUMENTAL,
+    KINDS,
+    SAID_INSTRUMENTAL,
+    hash_or_none,
+    stub_path,
+    stub_state,
+)
 from acewatchd.ledger import pace
 from acewatchd.ledger import report as q
 from acewatchd.ledger.db import open_readonly
@@ -133,7 +140,7 @@ def _lyrics_not_found(cfg: Config, stub: StubRow) -> bool:
     """Ingest found no lyrics in the tags or beside the song of a dataset that is not
     instrumental, and the stub it wrote still says so: the song trains as an instrumental."""
     return (stub.kind == "lyrics" and stub.sha256 == _NO_LYRICS_SHA
-            and not cfg.dataset(stub.dataset).instrumental)
+            and stub.note != SAID_INSTRUMENTAL and not cfg.dataset(stub.dataset).instrumental)
 
 
 def _no_lyrics_fix(name: str) -> str:

@@ -28,10 +28,12 @@ from acewatchd.ingest.pace import Pace
 from acewatchd.ingest.settle import Signature, signature, signature_of
 from acewatchd.ingest.stubs import (
     KINDS,
+    SAID_INSTRUMENTAL,
     StubJob,
     StubPipe,
     caption_text,
     lyrics_text,
+    said_instrumental,
     stub_path,
 )
 from acewatchd.ingest.validate import (
@@ -65,6 +67,7 @@ class _Ready:
     sha: str | None
     duration: float
     changes: list[songchange.Change]
+    note: str | None = None  # the stubbed row's reason (stubs.SAID_INSTRUMENTAL)
 
 
 class Ingestor:
@@ -174,7 +177,7 @@ class Ingestor:
             with structlog.contextvars.bound_contextvars(dataset=job.dataset, file=job.relpath,
                                                          sha=(r.sha or "")[:12]):
                 self._upsert(job.dataset, job.relpath, state="stubbed", sig=r.sig, sha=r.sha,
-                             duration=r.duration)
+                             duration=r.duration, reason=r.note)
                 songchange.settle_problems(self.writer, self.config(), job.dataset,
                                            job.relpath, warnings.get(id(r), []))
                 logger.info("stubbed", extra={"stubs": outcomes[slot[id(r)]],
@@ -245,8 +248,9 @@ class Ingestor:
         texts = {"caption": caption_text(verdict.info, ds, path.stem),
                  "lyrics": lyrics_text(verdict.info, ds)}
         changes = songchange.detect(self.writer, cfg, dataset, relpath, prior, sha)
+        note = SAID_INSTRUMENTAL if said_instrumental(verdict.info, ds) else None
         return _Ready(StubJob(dataset, relpath, path, texts), sig, sha, verdict.info.duration,
-                      changes)
+                      changes, note)
 
     def _reject(self, path: Path, dataset: str, relpath: str, sig: Signature | None,
                 sha: str | None,

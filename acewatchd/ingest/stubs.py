@@ -90,12 +90,26 @@ def caption_text(info: AudioInfo, ds: Dataset, stem: str) -> str:
     return ", ".join(parts) + "\n"
 
 
+# The ledger's note on a stubbed song whose lyrics say it has none: its [Instrumental] stub
+# is what the tags asked for, not "no lyrics found" (commands.status).
+SAID_INSTRUMENTAL = "its lyrics say it is an instrumental"
+
+
 def lyrics_text(info: AudioInfo, ds: Dataset) -> str:
     if ds.instrumental:
         return INSTRUMENTAL + "\n"
-    info = info.reencoded(encoding_for(ds.language, ds.tag_encoding))
-    lyrics = clean_lyrics(info.lyrics, info.title, info.artist)
+    lyrics = _lyrics(info, ds)
     return (INSTRUMENTAL if not lyrics or means_instrumental(lyrics) else lyrics) + "\n"
+
+
+def said_instrumental(info: AudioInfo, ds: Dataset) -> bool:
+    """The song's lyrics (tags or .lrc) only say it has none ("Instrumental", "纯音乐")."""
+    return not ds.instrumental and means_instrumental(_lyrics(info, ds))
+
+
+def _lyrics(info: AudioInfo, ds: Dataset) -> str:
+    info = info.reencoded(encoding_for(ds.language, ds.tag_encoding))
+    return clean_lyrics(info.lyrics, info.title, info.artist)
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ class StubRow:
     stub_path: str
     sha256: str
     written: float
+    note: str = ""    # its song's ``files.reason`` (for a stubbed song: see ingest.stubs)
 
 
 def stub_hash(conn: sqlite3.Connection, dataset: str, relpath: str, kind: str) -> str | None:

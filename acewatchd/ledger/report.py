@@ -80,7 +80,8 @@ def live_state_counts(conn: sqlite3.Connection) -> list[StateCount]:
 
 def live_stubs(conn: sqlite3.Connection) -> list[StubRow]:
     """The stubs acewatchd wrote for files still in drop/."""
-    rows = conn.execute("SELECT s.dataset, s.relpath, s.kind, s.stub_path, s.sha256, s.written "
+    rows = conn.execute("SELECT s.dataset, s.relpath, s.kind, s.stub_path, s.sha256, s.written, "
+                        "coalesce(f.reason, '') "
                         "FROM stubs s JOIN files f ON f.dataset=s.dataset AND "
                         "f.relpath=s.relpath WHERE f.state != 'gone'")
     return [StubRow(*r) for r in rows]

@@ -286,3 +286,14 @@ def test_song_without_lyrics_is_listed(home: Home, daemon: Daemon,
     assert "bare.mp3: no lyrics found: add `bare.lyrics.txt`" in render(status)
     side(bare, "lyrics").write_text("[verse]\n이제 가사\n", "utf-8")
     assert report(home)["datasets"][KIM]["no_lyrics"] == []
+
+
+def test_a_song_whose_lyrics_say_it_is_an_instrumental_is_not_listed(
+        home: Home, daemon: Daemon, songs: dict[str, Path]) -> None:
+    (home.drop / KIM).mkdir(parents=True, exist_ok=True)
+    (home.drop / KIM / "pure.lrc").write_text("[00:00.00]纯音乐，请欣赏\n", "utf-8")
+    pure = ingest(daemon, songs["bare"], home.drop / KIM / "pure.mp3")
+    bare = ingest(daemon, songs["bare"], home.drop / KIM / "bare.mp3")
+    assert side(pure, "lyrics").read_text("utf-8") == side(bare, "lyrics").read_text("utf-8") \
+        == "[Instrumental]\n"
+    assert [e["file"] for e in report(home)["datasets"][KIM]["no_lyrics"]] == ["bare.mp3"]
