@@ -32,8 +32,7 @@ from acewatchd.ingest.stubs import (
     StubJob,
     StubPipe,
     caption_text,
-    lyrics_text,
-    said_instrumental,
+    lyrics_stub,
     stub_path,
 )
 from acewatchd.ingest.validate import (
@@ -245,10 +244,10 @@ class Ingestor:
             readable = UNREADABLE not in verdict.reason
             return self._reject(path, dataset, relpath, sig, sha, verdict.reason, copy=readable)
         ds = cfg.dataset(dataset)
-        texts = {"caption": caption_text(verdict.info, ds, path.stem),
-                 "lyrics": lyrics_text(verdict.info, ds)}
+        lyrics, said = lyrics_stub(verdict.info, ds)
+        texts = {"caption": caption_text(verdict.info, ds, path.stem), "lyrics": lyrics}
         changes = songchange.detect(self.writer, cfg, dataset, relpath, prior, sha)
-        note = SAID_INSTRUMENTAL if said_instrumental(verdict.info, ds) else None
+        note = SAID_INSTRUMENTAL if said else None
         return _Ready(StubJob(dataset, relpath, path, texts), sig, sha, verdict.info.duration,
                       changes, note)
 

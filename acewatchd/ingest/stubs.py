@@ -96,20 +96,18 @@ SAID_INSTRUMENTAL = "its lyrics say it is an instrumental"
 
 
 def lyrics_text(info: AudioInfo, ds: Dataset) -> str:
+    return lyrics_stub(info, ds)[0]
+
+
+def lyrics_stub(info: AudioInfo, ds: Dataset) -> tuple[str, bool]:
+    """The lyrics stub's text, and whether the song's lyrics (tags or .lrc) only said it has
+    none ("Instrumental", "纯音乐，请欣赏")."""
     if ds.instrumental:
-        return INSTRUMENTAL + "\n"
-    lyrics = _lyrics(info, ds)
-    return (INSTRUMENTAL if not lyrics or means_instrumental(lyrics) else lyrics) + "\n"
-
-
-def said_instrumental(info: AudioInfo, ds: Dataset) -> bool:
-    """The song's lyrics (tags or .lrc) only say it has none ("Instrumental", "纯音乐")."""
-    return not ds.instrumental and means_instrumental(_lyrics(info, ds))
-
-
-def _lyrics(info: AudioInfo, ds: Dataset) -> str:
+        return INSTRUMENTAL + "\n", False
     info = info.reencoded(encoding_for(ds.language, ds.tag_encoding))
-    return clean_lyrics(info.lyrics, info.title, info.artist)
+    lyrics = clean_lyrics(info.lyrics, info.title, info.artist)
+    said = means_instrumental(lyrics)
+    return (INSTRUMENTAL if not lyrics or said else lyrics) + "\n", said
 
 
 @dataclass(frozen=True)
