@@ -24,7 +24,6 @@ from acewatchd.config.schema import Config
 from acewatchd.ingest import songchange
 from acewatchd.ingest.dropdir import STALE_TEMP_SECONDS, ignored_name, locate, nfc, walk_drop
 from acewatchd.ingest.formats import advice_for, listed, skip_sentence
-from acewatchd.ingest.pace import Pace
 from acewatchd.ingest.settle import Signature, signature, signature_of
 from acewatchd.ingest.stubs import (
     KINDS,
@@ -44,6 +43,7 @@ from acewatchd.ingest.validate import (
     unreadable,
     validate_open,
 )
+from acewatchd.ingest.writepace import Pace
 from acewatchd.ledger import files as ledger_files
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.db import Ledger
@@ -78,7 +78,7 @@ class Ingestor:
         self.config = config
         self.stop = stop  # set: a hash in progress is abandoned (util.files.Abandoned)
         self.writer = Writer(ledger)
-        self.pace = Pace()  # how long this drop folder's stub writes take (ingest.pace)
+        self.pace = Pace()  # how long this drop folder's stub writes take (ingest.writepace)
 
     # ---- naming
 

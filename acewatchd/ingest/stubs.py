@@ -31,8 +31,8 @@ from acewatchd.ingest.captions import (
     tag_value,
 )
 from acewatchd.ingest.lyrics import clean_lyrics, encoding_for, means_instrumental
-from acewatchd.ingest.pace import Pace
 from acewatchd.ingest.tags import AudioInfo
+from acewatchd.ingest.writepace import Pace
 from acewatchd.ledger.batch import Writer
 from acewatchd.ledger.files import record_stub, stub_hash
 from acewatchd.util.files import create_temp, link_temp, sha256_bytes, sha256_file
@@ -130,7 +130,7 @@ class StubPipe:
     """The stubs of a batch of songs, written while the batch's next songs are still being
     parsed and hashed: ``submit`` hands a song's missing stubs to a few threads at once
     (create the temp file, fsync it) where this disk makes such writes wait, and writes them
-    at once where it does not (``ingest.pace``); ``finish`` links them under their names in
+    at once where it does not (``ingest.writepace``); ``finish`` links them under their names in
     submission order and records them. Per job the outcome is kind -> 'written' | 'ours' | 'user'.
 
     Safe to repeat after a kill -9 at any point: an existing stub equal to what we would
@@ -146,7 +146,7 @@ class StubPipe:
         self._todo: list[tuple[int, list[tuple[str, Path, bytes]],
                               Future[list[tuple[int, str]]]]] = []
         # A single song: threads would cost more than they save. Otherwise the pace says
-        # whether this disk's writes block long enough to be worth them (ingest.pace); the
+        # whether this disk's writes block long enough to be worth them (ingest.writepace); the
         # pool is made only then.
         self._threads = threads
         self._pace = pace if pace is not None else Pace()

@@ -10,9 +10,9 @@ import pytest
 
 from acewatchd.demo.audiogen import SongTags, make_mp3
 from acewatchd.ingest import stubs
-from acewatchd.ingest.pace import PROBE_EVERY, SLOW_SECONDS, Pace
 from acewatchd.ingest.pipeline import Ingestor
 from acewatchd.ingest.stubs import StubJob, StubPipe, stub_path
+from acewatchd.ingest.writepace import PROBE_EVERY, SLOW_SECONDS, Pace
 from acewatchd.ledger.batch import Writer
 from acewatchd.util import files
 from tests.support.ingest import ingestor
