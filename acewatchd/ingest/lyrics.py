@@ -54,13 +54,25 @@ _GENIUS_HEAD = re.compile(r"^\s*(?:\d+\s+Contributors?)?.{0,120}?\sLyrics\s*$", 
 
 
 def _scraped(text: str) -> str:
-    text = _BR.sub("\n", text)
-    if _ENTITY.search(text):
+    # Each pattern only where its text occurs: most lyrics hold none of it, and this runs
+    # for every song of a drop.
+    if "<" in text:
+        text = _BR.sub("\n", text)
+    if "&" in text and _ENTITY.search(text):
         text = html.unescape(text)
-    head, sep, rest = text.partition("\n")
-    if sep and _GENIUS_HEAD.match(head) and re.match(r"^\s*\d+\s+Contributors?", head):
-        text = rest  # "12 ContributorsYesterday Lyrics"
-    return _EMBED.sub("", _GLUED.sub("\n", text.rstrip()))
+    if "Contributor" in text[:200]:
+        head, sep, rest = text.partition("\n")
+        if sep and _GENIUS_HEAD.match(head) and re.match(r"^\s*\d+\s+Contributors?", head):
+            text = rest  # "12 ContributorsYesterday Lyrics"
+    if "You might also like" in text:
+        text = _GLUED.sub("\n", text)
+    text = text.rstrip()
+    return _EMBED.sub("", text) if text.endswith("Embed") else text
+
+
+def _has_scraped_lines(text: str) -> bool:
+    low = text.lower()
+    return "you might also like" in low or " live" in low or "get tickets" in low
 
 
 def clean_lyrics(text: str, title: str = "", artist: str = "") -> str:
@@ -69,8 +81,9 @@ def clean_lyrics(text: str, title: str = "", artist: str = "") -> str:
     characters; blank-line runs collapsed to one."""
     text = CONTROLS.sub("", _scraped(text.replace("\r\n", "\n").replace("\r", "\n")))
     lines: list[str] = []
+    scraped = _has_scraped_lines(text)
     for line in text.split("\n"):
-        if _HEADER.match(line) or _SCRAPED_LINE.match(line):
+        if _HEADER.match(line) or (scraped and _SCRAPED_LINE.match(line)):
             continue
         timed = bool(_TIME.search(line))
         line = _TIME.sub("", line).strip() if timed else line.rstrip()
