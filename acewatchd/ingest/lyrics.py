@@ -50,7 +50,7 @@ _EMBED = re.compile(r"(?<=\S)\d*Embed\s*$")  # glued to the last word: "yesterda
 _GLUED = re.compile(r"(?<=\S)You might also like(?=\S|$)", re.MULTILINE)
 _SCRAPED_LINE = re.compile(r"^\s*(?:You might also like|See .{1,60} Live|Get tickets as low "
                            r"as \$\d+)\s*$", re.IGNORECASE)
-_GENIUS_HEAD = re.compile(r"^\s*(?:\d+\s+Contributors?)?.{0,120}?\sLyrics\s*$", re.IGNORECASE)
+_GENIUS_HEAD = re.compile(r"^\s*\d+\s+Contributors?.{0,120}?\sLyrics\s*$", re.IGNORECASE)
 
 
 def _scraped(text: str) -> str:
@@ -62,7 +62,7 @@ def _scraped(text: str) -> str:
         text = html.unescape(text)
     if "Contributor" in text[:200]:
         head, sep, rest = text.partition("\n")
-        if sep and _GENIUS_HEAD.match(head) and re.match(r"^\s*\d+\s+Contributors?", head):
+        if sep and _GENIUS_HEAD.match(head):
             text = rest  # "12 ContributorsYesterday Lyrics"
     if "You might also like" in text:
         text = _GLUED.sub("\n", text)
@@ -124,14 +124,16 @@ _INSTRUMENTAL_MARKS = frozenset({
     "연주곡", "경음악", "インストゥルメンタル", "インスト", "純音樂", "纯音乐", "纯音乐请欣赏",
     "此歌曲为没有填词的纯音乐请您欣赏", "纯音乐请您欣赏", "純音樂請欣賞",
 })
+_MARK_MAX = 80  # characters: the longest mark with its brackets and punctuation is shorter
 _MARK_JUNK = re.compile(r"[\s\[\](){}<>*_.,:;!?~\-，。、！？：；（）【】「」『』・…]+")
 
 
 def means_instrumental(lyrics: str) -> bool:
     """Lyrics that only say the song has none ("Instrumental", "[inst]", "연주곡",
     "纯音乐，请欣赏"), LRC times and headers already stripped."""
-    folded = _MARK_JUNK.sub("", lyrics).casefold()
-    return bool(folded) and len(folded) <= 40 and folded in _INSTRUMENTAL_MARKS
+    if len(lyrics) > _MARK_MAX:
+        return False  # sung lyrics: not scanned through for every song of a drop
+    return _MARK_JUNK.sub("", lyrics).casefold() in _INSTRUMENTAL_MARKS
 
 
 def encoding_for(language: str, tag_encoding: str) -> str:
